@@ -1,0 +1,457 @@
+/* consumer.c - the processing loop. Per batch of fetch results: extract,
+ * admit new links in Redis (one pipelined round trip), publish them to the
+ * frontier and wait for the acks, append pages.jsonl and make it durable,
+ * mark the pages done in Redis, then commit the pages offsets. A crash at
+ * any point redelivers the batch; Redis scripts keep the counts exact. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "consumer.h"
+#include "crawlstate.h"
+#include "kafka.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "page.h"
+#include "redis.h"
+#include "url.h"
+
+#define BATCH 512
+#define CRAWL_CACHE 64
+#define CRAWL_INFO_TTL_MS 5000
+#define COMPLETION_CHECK_MS 500
+#define JSONL_BATCH_MAX (256u * 1024 * 1024)
+#define REDIS_RETRIES 5
+
+typedef struct cons {
+	const tr_settings *s;
+	rd_kafka_t *kc, *kp;
+	rd_kafka_queue_t *cq;
+	tr_redis *redis;
+	int out_fd;
+	tr_crawl_info crawls[CRAWL_CACHE];
+	int ncrawls;
+	tr_page_opts popts;
+	tr_buf lines;
+	int delivery_errors;
+	bool fatal;
+	unsigned long long pages, links_new, dead;
+} cons;
+
+/* One message of a batch. */
+typedef struct item {
+	rd_kafka_message_t *m;
+	Trawler__V1__FetchResult *res;
+	const tr_crawl_info *crawl;
+	tr_page page;
+	unsigned char *decisions;
+} item;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	cons *c = opaque;
+	TR_UNUSED(rk);
+	if (m->err) {
+		c->delivery_errors++;
+		tr_log(TR_LOG_ERROR, "publishing failed", 1, "error", rd_kafka_err2str(m->err));
+	}
+}
+
+static const tr_crawl_info *crawl_get(cons *c, const char *cid)
+{
+	int64_t now = tr_mono_ms();
+	int slot = -1;
+	for (int i = 0; i < c->ncrawls; i++) {
+		if (strcmp(c->crawls[i].crawl_id, cid) == 0) {
+			if (now - c->crawls[i].loaded_ms < CRAWL_INFO_TTL_MS)
+				return &c->crawls[i];
+			slot = i;
+			break;
+		}
+	}
+	if (slot < 0)
+		slot = c->ncrawls < CRAWL_CACHE ? c->ncrawls++ : (int)(now % CRAWL_CACHE);
+	tr_crawl_info fresh;
+	if (tr_crawl_info_load(c->redis, cid, &fresh) != TR_OK) {
+		/* keep a stale entry rather than none */
+		return strcmp(c->crawls[slot].crawl_id, cid) == 0 ? &c->crawls[slot] : NULL;
+	}
+	tr_crawl_info_clear(&c->crawls[slot]);
+	c->crawls[slot] = fresh;
+	return &c->crawls[slot];
+}
+
+static int publish(cons *c, const char *topic, const char *key, void *value, size_t len)
+{
+	rd_kafka_resp_err_t e;
+	for (;;) {
+		e = rd_kafka_producev(c->kp, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+				      RD_KAFKA_V_VALUE(value, len),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(c->kp, 100);
+	}
+	if (e) {
+		free(value);
+		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error", rd_kafka_err2str(e));
+		c->fatal = true;
+		return TR_EIO;
+	}
+	return TR_OK;
+}
+
+static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason)
+{
+	Trawler__V1__DeadLetter dl = TRAWLER__V1__DEAD_LETTER__INIT;
+	dl.reason = (char *)reason;
+	dl.stage = (char *)"consumer:decode";
+	dl.source_topic = c->s->pages_topic;
+	dl.partition = m->partition;
+	dl.offset = m->offset;
+	dl.original.data = m->payload;
+	dl.original.len = m->len > 65536 ? 65536 : m->len;
+	dl.at_ms = tr_now_ms();
+	dl.worker_id = c->s->worker_id;
+	size_t len = trawler__v1__dead_letter__get_packed_size(&dl);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return;
+	trawler__v1__dead_letter__pack(&dl, buf);
+	c->dead++;
+	tr_log(TR_LOG_WARN, "pages message sent to dead-letter topic", 1, "reason", reason);
+	publish(c, c->s->dlq_topic, "pages", buf, len);
+}
+
+/* Publish one followed link as a CrawlRequest. */
+static void publish_link(cons *c, const item *it, size_t k)
+{
+	const Trawler__V1__CrawlRequest *parent = it->res->request;
+	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
+	char key[300];
+	rq.url = it->page.follow_urls[k];
+	rq.crawl_id = parent->crawl_id;
+	rq.depth = parent->depth + 1;
+	rq.referrer = it->res->final_url && *it->res->final_url ? it->res->final_url : parent->url;
+	rq.attempt = 1;
+	rq.fingerprint = it->page.follow_fps[k];
+	rq.parent_fingerprint = it->page.fp;
+	rq.enqueued_at_ms = tr_now_ms();
+	if (tr_url_host_key(key, sizeof(key), rq.url) != TR_OK)
+		return;
+	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf) {
+		c->fatal = true;
+		return;
+	}
+	trawler__v1__crawl_request__pack(&rq, buf);
+	publish(c, c->s->frontier_topic, key, buf, len);
+}
+
+/* Admit every page's followed links with one pipelined round trip. */
+static int admit_batch(cons *c, item *items, int n)
+{
+	int rc = TR_OK;
+	for (int attempt = 0; attempt < REDIS_RETRIES; attempt++) {
+		int queued = 0;
+		rc = TR_OK;
+		for (int i = 0; i < n && rc == TR_OK; i++) {
+			item *it = &items[i];
+			if (!it->crawl || !it->page.nfollow)
+				continue;
+			rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, it->page.follow_fps,
+						   it->page.nfollow);
+			queued++;
+		}
+		for (int i = 0; i < n && rc == TR_OK; i++) {
+			item *it = &items[i];
+			if (!it->crawl || !it->page.nfollow)
+				continue;
+			rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp, it->page.follow_fps,
+						 it->page.nfollow, it->decisions);
+		}
+		if (rc == TR_OK)
+			return TR_OK;
+		tr_log(TR_LOG_WARN, "admitting links failed, retrying", 1, "error",
+		       tr_redis_error(c->redis));
+		usleep(200000u << attempt);
+		TR_UNUSED(queued);
+	}
+	return rc;
+}
+
+/* Mark every page of the batch done, one script call per crawl. */
+static int done_batch(cons *c, item *items, int n)
+{
+	uint64_t fps[BATCH];
+	bool failed[BATCH];
+	bool handled[BATCH] = {false};
+	for (int i = 0; i < n; i++) {
+		if (!items[i].crawl || handled[i])
+			continue;
+		size_t k = 0;
+		for (int j = i; j < n; j++) {
+			if (items[j].crawl != items[i].crawl || handled[j])
+				continue;
+			handled[j] = true;
+			fps[k] = items[j].page.fp;
+			failed[k] = items[j].page.failed;
+			k++;
+		}
+		int rc = TR_EIO;
+		for (int attempt = 0; attempt < REDIS_RETRIES && rc != TR_OK; attempt++) {
+			rc = tr_crawl_done(c->redis, items[i].crawl, fps, failed, k, NULL);
+			if (rc != TR_OK)
+				usleep(200000u << attempt);
+		}
+		if (rc != TR_OK)
+			return rc;
+	}
+	return TR_OK;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return TR_EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return TR_OK;
+}
+
+static int commit_batch(cons *c, item *items, int n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	for (int i = 0; i < n; i++) {
+		rd_kafka_message_t *m = items[i].m;
+		rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_find(l, c->s->pages_topic, m->partition);
+		if (!tp)
+			tp = rd_kafka_topic_partition_list_add(l, c->s->pages_topic, m->partition);
+		if (tp->offset < m->offset + 1)
+			tp->offset = m->offset + 1;
+	}
+	rd_kafka_resp_err_t e = rd_kafka_commit(c->kc, l, 0);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+		/* the batch is done in Redis; a redelivery is harmless */
+		tr_log(TR_LOG_WARN, "offset commit failed", 1, "error", rd_kafka_err2str(e));
+	}
+	return TR_OK;
+}
+
+static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
+{
+	item items[BATCH];
+	int n = 0;
+	memset(items, 0, sizeof(items));
+	tr_buf_reset(&c->lines);
+
+	for (int i = 0; i < nmsgs; i++) {
+		rd_kafka_message_t *m = msgs[i];
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				tr_log(TR_LOG_WARN, "pages consume error", 1, "error",
+				       rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		item *it = &items[n++];
+		it->m = m;
+		it->res = trawler__v1__fetch_result__unpack(NULL, m->len, m->payload);
+		if (!it->res || !it->res->request || !it->res->request->url ||
+		    !it->res->request->crawl_id) {
+			dead_letter(c, m, it->res ? "fetch result without request"
+						  : "not a FetchResult (protobuf decode failed)");
+			continue;
+		}
+		it->crawl = crawl_get(c, it->res->request->crawl_id);
+		if (!it->crawl) {
+			dead_letter(c, m, "unknown crawl id (not seeded in Redis)");
+			continue;
+		}
+		if (tr_page_process(&it->page, it->res, it->crawl, &c->popts) != TR_OK) {
+			c->fatal = true;
+			break;
+		}
+		if (it->page.nfollow &&
+		    !(it->decisions = calloc(it->page.nfollow, sizeof(*it->decisions)))) {
+			c->fatal = true;
+			break;
+		}
+		size_t mark = c->lines.len;
+		if (tr_page_jsonl(&c->lines, &it->page) != TR_OK) {
+			c->lines.len = mark;
+			tr_log(TR_LOG_WARN, "pages.jsonl line dropped (too large)", 1, "url",
+			       it->res->request->url);
+		}
+	}
+	if (c->fatal)
+		goto out;
+	if (admit_batch(c, items, n) != TR_OK) {
+		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot admit links", 1, "error",
+		       tr_redis_error(c->redis));
+		c->fatal = true;
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		for (size_t k = 0; k < items[i].page.nfollow; k++)
+			if (items[i].decisions[k] != TR_ADMIT_SKIP) {
+				publish_link(c, &items[i], k);
+				c->links_new++;
+			}
+	/* every link must be acknowledged before its page is marked done */
+	c->delivery_errors = 0;
+	if (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || c->delivery_errors) {
+		tr_log(TR_LOG_ERROR, "Kafka did not acknowledge the batch", 0);
+		c->fatal = true;
+		goto out;
+	}
+	if (c->lines.len && (write_all(c->out_fd, c->lines.data, c->lines.len) != TR_OK ||
+			     fdatasync(c->out_fd) != 0)) {
+		tr_log(TR_LOG_ERROR, "cannot write pages.jsonl", 1, "error", strerror(errno));
+		c->fatal = true;
+		goto out;
+	}
+	if (done_batch(c, items, n) != TR_OK) {
+		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot mark pages done", 1, "error",
+		       tr_redis_error(c->redis));
+		c->fatal = true;
+		goto out;
+	}
+	commit_batch(c, items, n);
+	c->pages += (unsigned long long)n;
+out:
+	for (int i = 0; i < n; i++) {
+		tr_page_clear(&items[i].page);
+		free(items[i].decisions);
+		if (items[i].res)
+			trawler__v1__fetch_result__free_unpacked(items[i].res, NULL);
+		rd_kafka_message_destroy(items[i].m);
+	}
+}
+
+static int open_output(cons *c, const char *dir)
+{
+	char path[4096];
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		tr_log(TR_LOG_ERROR, "cannot create output directory", 2, "dir", dir, "error",
+		       strerror(errno));
+		return TR_EIO;
+	}
+	snprintf(path, sizeof(path), "%s/pages.jsonl", dir);
+	c->out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (c->out_fd < 0) {
+		tr_log(TR_LOG_ERROR, "cannot open output", 2, "path", path, "error", strerror(errno));
+		return TR_EIO;
+	}
+	return TR_OK;
+}
+
+static int setup(cons *c, const tr_settings *s)
+{
+	char err[512];
+	c->s = s;
+	c->popts.max_depth = s->max_depth;
+	c->popts.max_links = s->max_links;
+	tr_buf_init(&c->lines, JSONL_BATCH_MAX);
+	if (open_output(c, s->out) != TR_OK)
+		return TR_EIO;
+	if (tr_redis_connect(&c->redis, s->redis, s->connect_check_timeout, err, sizeof(err))) {
+		tr_log(TR_LOG_ERROR, "Redis unreachable", 1, "error", err);
+		return TR_EIO;
+	}
+	c->kp = tr_kafka_producer_new(s, on_delivery, c, err, sizeof(err));
+	if (!c->kp || tr_kafka_check(c->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
+		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
+		return TR_EIO;
+	}
+	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false, NULL, c,
+				      err, sizeof(err));
+	if (!c->kc) {
+		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
+		return TR_EIO;
+	}
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, s->pages_topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->kc, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (e) {
+		tr_log(TR_LOG_ERROR, "cannot subscribe", 1, "error", rd_kafka_err2str(e));
+		return TR_EIO;
+	}
+	c->cq = rd_kafka_queue_get_consumer(c->kc);
+	return TR_OK;
+}
+
+static void teardown(cons *c)
+{
+	if (c->kc) {
+		rd_kafka_consumer_close(c->kc);
+		if (c->cq)
+			rd_kafka_queue_destroy(c->cq);
+		rd_kafka_destroy(c->kc);
+	}
+	if (c->kp) {
+		rd_kafka_flush(c->kp, 10000);
+		rd_kafka_destroy(c->kp);
+	}
+	for (int i = 0; i < c->ncrawls; i++)
+		tr_crawl_info_clear(&c->crawls[i]);
+	tr_redis_free(c->redis);
+	tr_buf_free(&c->lines);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+}
+
+int tr_consumer_run(const tr_settings *s)
+{
+	cons c;
+	int rc = 1;
+	rd_kafka_message_t *msgs[BATCH];
+	int64_t next_check = 0;
+	char num[3][24];
+
+	memset(&c, 0, sizeof(c));
+	c.out_fd = -1;
+	if (tr_lifecycle_signals() != TR_OK || setup(&c, s) != TR_OK)
+		goto out;
+	tr_log(TR_LOG_INFO, "consumer started", 3, "worker", s->worker_id, "brokers", s->brokers,
+	       "topic", s->pages_topic);
+	while (!c.fatal && !tr_lifecycle_stopping()) {
+		ssize_t n = rd_kafka_consume_batch_queue(c.cq, 50, msgs, BATCH);
+		if (n > 0)
+			process_batch(&c, msgs, (int)n);
+		rd_kafka_poll(c.kp, 0);
+		int64_t now = tr_mono_ms();
+		if (s->exit_when_done && n < BATCH && now >= next_check) {
+			tr_crawl_counts cc;
+			next_check = now + COMPLETION_CHECK_MS;
+			if (tr_crawl_counts_get(c.redis, s->crawl_id, &cc) == TR_OK &&
+			    tr_crawl_is_complete(&cc)) {
+				tr_log(TR_LOG_INFO, "crawl complete, stopping", 1, "crawl", s->crawl_id);
+				break;
+			}
+		}
+	}
+	rc = c.fatal ? 1 : 0;
+	snprintf(num[0], 24, "%llu", c.pages);
+	snprintf(num[1], 24, "%llu", c.links_new);
+	snprintf(num[2], 24, "%llu", c.dead);
+	tr_log(TR_LOG_INFO, "consumer stopped", 3, "pages", num[0], "links_published", num[1],
+	       "dead_letters", num[2]);
+out:
+	teardown(&c);
+	return rc;
+}

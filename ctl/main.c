@@ -1,0 +1,353 @@
+/* main.c - trawlerctl: create topics, validate and seed URLs, watch a crawl
+ * and wait for it to complete. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "crawlstate.h"
+#include "fetch.h"
+#include "kafka.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "redis.h"
+#include "url.h"
+
+#define USAGE                                                                                      \
+	"usage: trawlerctl COMMAND [OPTIONS] [ARGS]\n"                                             \
+	"Commands:\n"                                                                              \
+	"  init                 create the Kafka topics (idempotent), check Redis\n"               \
+	"  validate URL...      check seed URLs without contacting anything\n"                     \
+	"  seed URL...          admit seed URLs into crawl --crawl-id and enqueue them\n"          \
+	"  status               show admitted/pending/done/failed counts (all crawls with "        \
+	"--crawl-id all)\n"                                                                        \
+	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
+	"  options-doc          print the options reference (markdown)"
+
+/* Is the URL's host a literal private/loopback address or localhost? */
+static bool host_is_private(const char *url)
+{
+	bool priv = false;
+	char *host = NULL;
+	CURLU *u = curl_url();
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		struct sockaddr_in a4;
+		struct sockaddr_in6 a6;
+		char h[256];
+		snprintf(h, sizeof(h), "%s", host);
+		if (h[0] == '[') {
+			h[strlen(h) - 1] = '\0';
+			memmove(h, h + 1, strlen(h));
+		}
+		memset(&a4, 0, sizeof(a4));
+		memset(&a6, 0, sizeof(a6));
+		if (inet_pton(AF_INET, h, &a4.sin_addr) == 1) {
+			a4.sin_family = AF_INET;
+			priv = tr_fetch_addr_is_private((struct sockaddr *)&a4);
+		} else if (inet_pton(AF_INET6, h, &a6.sin6_addr) == 1) {
+			a6.sin6_family = AF_INET6;
+			priv = tr_fetch_addr_is_private((struct sockaddr *)&a6);
+		} else {
+			size_t n = strlen(h);
+			priv = strcasecmp(h, "localhost") == 0 ||
+			       (n > 10 && strcasecmp(h + n - 10, ".localhost") == 0);
+		}
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return priv;
+}
+
+/* Canonicalize every seed; on the first bad one print why and fail. */
+static int validate(const tr_settings *s, char **urls, int n, char **canon)
+{
+	if (n == 0) {
+		fprintf(stderr, "trawlerctl: no seed URLs given\n");
+		return 2;
+	}
+	for (int i = 0; i < n; i++) {
+		char *c = NULL;
+		int rc = tr_url_canonicalize(&c, urls[i]);
+		if (rc != TR_OK) {
+			fprintf(stderr, "trawlerctl: malformed seed URL '%s': %s\n", urls[i],
+				rc == TR_ETOOBIG ? "too long" : "not an absolute http(s) URL");
+			return 2;
+		}
+		if (!s->allow_private && host_is_private(c)) {
+			fprintf(stderr,
+				"trawlerctl: seed URL '%s' points at a loopback or private address; "
+				"refused without --allow-private\n",
+				urls[i]);
+			free(c);
+			return 2;
+		}
+		if (canon)
+			canon[i] = c;
+		else
+			free(c);
+	}
+	return 0;
+}
+
+static int connect_redis(const tr_settings *s, tr_redis **r)
+{
+	char err[512];
+	if (tr_redis_connect(r, s->redis, s->connect_check_timeout, err, sizeof(err)) != TR_OK) {
+		fprintf(stderr, "trawlerctl: Redis unreachable: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+static rd_kafka_t *connect_kafka(const tr_settings *s)
+{
+	char err[512];
+	rd_kafka_t *rk = tr_kafka_producer_new(s, NULL, NULL, err, sizeof(err));
+	if (!rk || tr_kafka_check(rk, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
+		fprintf(stderr, "trawlerctl: %s\n", err);
+		if (rk)
+			rd_kafka_destroy(rk);
+		return NULL;
+	}
+	return rk;
+}
+
+static int cmd_init(const tr_settings *s)
+{
+	char err[512];
+	tr_redis *r = NULL;
+	int rc = connect_redis(s, &r);
+	if (rc)
+		return rc;
+	tr_redis_free(r);
+	rd_kafka_t *rk = connect_kafka(s);
+	if (!rk)
+		return 1;
+	const char *topics[] = {s->frontier_topic, s->pages_topic, s->items_topic, s->dlq_topic};
+	if (tr_kafka_create_topics(rk, topics, 4, (int)s->partitions, 30, err, sizeof(err))) {
+		fprintf(stderr, "trawlerctl: %s\n", err);
+		rc = 1;
+	} else {
+		printf("topics ready: %s %s %s %s (%ld partitions)\n", topics[0], topics[1], topics[2],
+		       topics[3], s->partitions);
+	}
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
+static int cmd_seed(const tr_settings *s, char **urls, int n)
+{
+	int rc = 0;
+	tr_redis *r = NULL;
+	rd_kafka_t *rk = NULL;
+	tr_crawl_info info;
+	char **canon = calloc((size_t)n + 1, sizeof(*canon));
+	char **keys = calloc((size_t)n + 1, sizeof(*keys));
+	uint64_t *fps = calloc((size_t)n + 1, sizeof(*fps));
+	unsigned char *dec = calloc((size_t)n + 1, 1);
+	memset(&info, 0, sizeof(info));
+	if (!canon || !keys || !fps || !dec) {
+		rc = 1;
+		goto out;
+	}
+	if ((rc = validate(s, urls, n, canon)))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		keys[i] = malloc(300);
+		if (!keys[i] || tr_url_host_key(keys[i], 300, canon[i]) != TR_OK) {
+			rc = 1;
+			goto out;
+		}
+		fps[i] = tr_url_fingerprint(canon[i], strlen(canon[i]));
+	}
+	if ((rc = connect_redis(s, &r)))
+		goto out;
+	if (!(rk = connect_kafka(s))) {
+		rc = 1;
+		goto out;
+	}
+	if (tr_crawl_create(r, s->crawl_id, s->dedup_buckets, (const char *const *)keys, n) ||
+	    tr_crawl_info_load(r, s->crawl_id, &info) ||
+	    tr_crawl_admit(r, &info, 0, fps, (size_t)n, dec)) {
+		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
+		rc = 1;
+		goto out;
+	}
+	int queued = 0;
+	for (int i = 0; i < n; i++) {
+		if (dec[i] == TR_ADMIT_SKIP)
+			continue;
+		Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
+		rq.url = canon[i];
+		rq.crawl_id = s->crawl_id;
+		rq.attempt = 1;
+		rq.fingerprint = fps[i];
+		rq.enqueued_at_ms = tr_now_ms();
+		size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
+		uint8_t *buf = malloc(len ? len : 1);
+		if (!buf) {
+			rc = 1;
+			goto out;
+		}
+		trawler__v1__crawl_request__pack(&rq, buf);
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+			rk, RD_KAFKA_V_TOPIC(s->frontier_topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+			RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+			RD_KAFKA_V_END);
+		if (e) {
+			free(buf);
+			fprintf(stderr, "trawlerctl: cannot enqueue %s: %s\n", canon[i],
+				rd_kafka_err2str(e));
+			rc = 1;
+			goto out;
+		}
+		queued++;
+	}
+	if (rd_kafka_flush(rk, (int)(s->connect_check_timeout * 1000) + 20000) != 0) {
+		fprintf(stderr, "trawlerctl: Kafka did not acknowledge the seeds\n");
+		rc = 1;
+		goto out;
+	}
+	printf("crawl %s: %d seed(s) enqueued, %d already seen\n", s->crawl_id, queued, n - queued);
+out:
+	for (int i = 0; canon && i < n; i++) {
+		free(canon[i]);
+		free(keys ? keys[i] : NULL);
+	}
+	free(canon);
+	free(keys);
+	free(fps);
+	free(dec);
+	tr_crawl_info_clear(&info);
+	if (rk)
+		rd_kafka_destroy(rk);
+	tr_redis_free(r);
+	return rc;
+}
+
+static void print_counts(FILE *f, const char *cid, const tr_crawl_counts *c, double rate,
+			 bool tty)
+{
+	double elapsed = ((c->finished_ms && c->pending <= 0 ? c->finished_ms : tr_now_ms()) -
+			  c->created_ms) /
+			 1000.0;
+	fprintf(f, "%scrawl=%s admitted=%lld pending=%lld done=%lld failed=%lld rate=%.1f/s "
+		   "elapsed=%.1fs%s%s",
+		tty ? "\r\033[K" : "", cid, c->admitted, c->pending, c->done, c->failed, rate,
+		elapsed, tr_crawl_is_complete(c) ? " complete" : "", tty ? "" : "\n");
+	fflush(f);
+}
+
+static int cmd_status(const tr_settings *s, bool wait_mode)
+{
+	tr_redis *r = NULL;
+	int rc = connect_redis(s, &r);
+	bool tty = isatty(STDOUT_FILENO) && (wait_mode || s->watch);
+	int64_t start = tr_mono_ms(), last_print = 0;
+	long long last_done = -1;
+	int64_t last_t = 0;
+	double rate = 0;
+	if (rc)
+		return rc;
+	if (!wait_mode && strcmp(s->crawl_id, "all") == 0) {
+		char **ids = NULL;
+		int n = tr_crawl_list(r, &ids);
+		for (int i = 0; i < n; i++) {
+			tr_crawl_counts c;
+			if (tr_crawl_counts_get(r, ids[i], &c) == TR_OK)
+				print_counts(stdout, ids[i], &c, 0, false);
+			free(ids[i]);
+		}
+		free(ids);
+		tr_redis_free(r);
+		return n < 0 ? 1 : 0;
+	}
+	for (;;) {
+		tr_crawl_counts c;
+		int64_t now = tr_mono_ms();
+		if (tr_crawl_counts_get(r, s->crawl_id, &c) != TR_OK) {
+			fprintf(stderr, "trawlerctl: Redis error: %s\n", tr_redis_error(r));
+			rc = 1;
+			break;
+		}
+		if (!wait_mode && !c.exists) {
+			fprintf(stderr, "trawlerctl: no crawl named '%s'\n", s->crawl_id);
+			rc = 1;
+			break;
+		}
+		if (last_done >= 0 && now > last_t)
+			rate = 0.7 * rate + 0.3 * (double)(c.done - last_done) * 1000.0 / (double)(now - last_t);
+		last_done = c.done;
+		last_t = now;
+		bool complete = tr_crawl_is_complete(&c);
+		if (!wait_mode && !s->watch) {
+			print_counts(stdout, s->crawl_id, &c, rate, false);
+			break;
+		}
+		if (tty || complete || now - last_print >= 2000) {
+			print_counts(stdout, s->crawl_id, &c, rate, tty);
+			last_print = now;
+		}
+		if (wait_mode && complete) {
+			if (tty)
+				putchar('\n');
+			break;
+		}
+		if (wait_mode && s->wait_timeout > 0 && now - start > (int64_t)(s->wait_timeout * 1000)) {
+			fprintf(stderr, "\ntrawlerctl: crawl %s not complete after %.0f s\n", s->crawl_id,
+				s->wait_timeout);
+			rc = 1;
+			break;
+		}
+		if (tr_lifecycle_stopping()) {
+			rc = 130;
+			break;
+		}
+		usleep(200000);
+	}
+	tr_redis_free(r);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	tr_settings s;
+	char **pos = NULL;
+	int npos = 0, rc;
+	rc = tr_lifecycle_init(&s, TR_EXE_CTL, "trawlerctl", USAGE, argc, argv, &pos, &npos);
+	if (rc != 0) {
+		rc = rc == 1 ? 0 : 2;
+		goto out;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tr_lifecycle_signals();
+	if (npos < 1) {
+		fprintf(stderr, "%s\n", USAGE);
+		rc = 2;
+	} else if (strcmp(pos[0], "init") == 0) {
+		rc = cmd_init(&s);
+	} else if (strcmp(pos[0], "validate") == 0) {
+		rc = validate(&s, pos + 1, npos - 1, NULL);
+	} else if (strcmp(pos[0], "seed") == 0) {
+		rc = cmd_seed(&s, pos + 1, npos - 1);
+	} else if (strcmp(pos[0], "status") == 0) {
+		rc = cmd_status(&s, false);
+	} else if (strcmp(pos[0], "wait") == 0) {
+		rc = cmd_status(&s, true);
+	} else if (strcmp(pos[0], "options-doc") == 0) {
+		tr_settings_print_markdown(stdout);
+	} else {
+		fprintf(stderr, "trawlerctl: unknown command '%s'\n%s\n", pos[0], USAGE);
+		rc = 2;
+	}
+	curl_global_cleanup();
+out:
+	free(pos);
+	tr_settings_free(&s);
+	return rc;
+}

@@ -1,0 +1,407 @@
+/* crawlstate.c - Redis-side dedup, pending count and counters of a crawl. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crawlstate.h"
+#include "log.h"
+
+/* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, then triples
+ * (bucket, member, fp). Returns one TR_ADMIT_* per triple. */
+static tr_redis_script admit_script = {
+	"local prefix, parent, pb = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local live = parent == '0' or redis.call('HEXISTS', prefix..'p:'..pb, parent) == 1\n"
+	"local out, added = {}, 0\n"
+	"for i = 4, #ARGV, 3 do\n"
+	"  local b, m, fp = ARGV[i], ARGV[i+1], ARGV[i+2]\n"
+	"  if redis.call('SADD', prefix..'s:'..b, m) == 1 then\n"
+	"    redis.call('HSET', prefix..'p:'..b, fp, parent)\n"
+	"    added = added + 1\n"
+	"    out[#out+1] = 1\n"
+	"  elseif live and redis.call('HGET', prefix..'p:'..b, fp) == parent then\n"
+	"    out[#out+1] = 2\n"
+	"  else\n"
+	"    out[#out+1] = 0\n"
+	"  end\n"
+	"end\n"
+	"if added > 0 then\n"
+	"  redis.call('HINCRBY', KEYS[1], 'admitted', added)\n"
+	"  redis.call('HINCRBY', KEYS[1], 'pending', added)\n"
+	"end\n"
+	"return out\n",
+	""};
+
+/* KEYS[1] meta. ARGV: prefix, now_ms, then triples (bucket, fp, failed). */
+static tr_redis_script done_script = {
+	"local done, failed = 0, 0\n"
+	"for i = 3, #ARGV, 3 do\n"
+	"  if redis.call('HDEL', ARGV[1]..'p:'..ARGV[i], ARGV[i+1]) == 1 then\n"
+	"    done = done + 1\n"
+	"    if ARGV[i+2] == '1' then failed = failed + 1 end\n"
+	"  end\n"
+	"end\n"
+	"if done > 0 then\n"
+	"  local left = redis.call('HINCRBY', KEYS[1], 'pending', -done)\n"
+	"  redis.call('HINCRBY', KEYS[1], 'done', done)\n"
+	"  if failed > 0 then redis.call('HINCRBY', KEYS[1], 'failed', failed) end\n"
+	"  if left <= 0 then redis.call('HSET', KEYS[1], 'finished_ms', ARGV[2]) end\n"
+	"end\n"
+	"return done\n",
+	""};
+
+#define NUM_LEN 24
+
+tr_crawl_slot tr_crawl_slot_of(uint64_t fp, long nbuckets)
+{
+	tr_crawl_slot s;
+	s.bucket = (long)((fp >> 32) % (uint64_t)(nbuckets > 0 ? nbuckets : 1));
+	s.member = (int32_t)(uint32_t)(fp & 0xffffffffu);
+	return s;
+}
+
+static void key_of(char *out, size_t len, const char *cid, const char *suffix)
+{
+	snprintf(out, len, "tr:{%s}:%s", cid, suffix);
+}
+
+int tr_crawl_create(tr_redis *r, const char *cid, long dedup_buckets, const char *const *scope,
+		    int nscope)
+{
+	int rc = TR_EIO;
+	char meta[160];
+	redisReply *rep = NULL;
+	key_of(meta, sizeof(meta), cid, "meta");
+
+	rep = tr_redis_cmd(r, "HSETNX %s created_ms %lld", meta, (long long)tr_now_ms());
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		goto out;
+	freeReplyObject(rep);
+	rep = tr_redis_cmd(r, "HSETNX %s dedup_buckets %ld", meta, dedup_buckets);
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		goto out;
+	freeReplyObject(rep);
+	rep = tr_redis_cmd(r, "SADD tr:crawls %s", cid);
+	if (!rep || rep->type == REDIS_REPLY_ERROR)
+		goto out;
+	freeReplyObject(rep);
+	rep = NULL;
+	if (nscope > 0) {
+		/* scope is stored as a space-separated list in the meta hash,
+		 * merged with what is there */
+		tr_crawl_info info;
+		char *merged = NULL;
+		size_t mlen = 0;
+		memset(&info, 0, sizeof(info));
+		if (tr_crawl_info_load(r, cid, &info) != TR_OK)
+			goto out;
+		for (int i = 0; i < info.nscope; i++)
+			mlen += strlen(info.scope[i]) + 1;
+		for (int i = 0; i < nscope; i++)
+			mlen += strlen(scope[i]) + 1;
+		merged = calloc(1, mlen + 1);
+		if (!merged) {
+			tr_crawl_info_clear(&info);
+			rc = TR_ENOMEM;
+			goto out;
+		}
+		for (int i = 0; i < info.nscope; i++) {
+			strcat(merged, info.scope[i]);
+			strcat(merged, " ");
+		}
+		for (int i = 0; i < nscope; i++) {
+			if (tr_crawl_in_scope(&info, scope[i]))
+				continue;
+			strcat(merged, scope[i]);
+			strcat(merged, " ");
+		}
+		tr_crawl_info_clear(&info);
+		rep = tr_redis_cmd(r, "HSET %s scope %s", meta, merged);
+		free(merged);
+		if (!rep || rep->type == REDIS_REPLY_ERROR)
+			goto out;
+	}
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+void tr_crawl_info_clear(tr_crawl_info *info)
+{
+	for (int i = 0; i < info->nscope; i++)
+		free(info->scope[i]);
+	info->nscope = 0;
+}
+
+int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
+{
+	int rc = TR_EIO;
+	char meta[160];
+	tr_crawl_info tmp;
+	redisReply *rep = NULL;
+	memset(&tmp, 0, sizeof(tmp));
+	key_of(meta, sizeof(meta), cid, "meta");
+	rep = tr_redis_cmd(r, "HMGET %s dedup_buckets scope", meta);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+		goto out;
+	if (rep->element[0]->type != REDIS_REPLY_STRING) {
+		rc = TR_ENOTFOUND;
+		goto out;
+	}
+	snprintf(tmp.crawl_id, sizeof(tmp.crawl_id), "%s", cid);
+	tmp.dedup_buckets = atol(rep->element[0]->str);
+	if (tmp.dedup_buckets < 1)
+		tmp.dedup_buckets = 1;
+	if (rep->element[1]->type == REDIS_REPLY_STRING) {
+		char *save = NULL;
+		char *copy = strdup(rep->element[1]->str);
+		if (!copy) {
+			rc = TR_ENOMEM;
+			goto out;
+		}
+		for (char *tok = strtok_r(copy, " ", &save); tok && tmp.nscope < TR_CRAWL_MAX_SCOPE;
+		     tok = strtok_r(NULL, " ", &save)) {
+			if (!(tmp.scope[tmp.nscope] = strdup(tok))) {
+				free(copy);
+				tr_crawl_info_clear(&tmp);
+				rc = TR_ENOMEM;
+				goto out;
+			}
+			tmp.nscope++;
+		}
+		free(copy);
+	}
+	tmp.loaded_ms = tr_mono_ms();
+	*info = tmp;
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key)
+{
+	for (int i = 0; i < info->nscope; i++)
+		if (strcmp(info->scope[i], host_key) == 0)
+			return true;
+	return false;
+}
+
+/* Build the admit argv. Returns the malloc'd arrays (argv strings live in
+ * `nums`, NUM_LEN bytes each). */
+static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps, size_t n,
+		      const char ***av_out, char **nums_out, char *meta, size_t metalen,
+		      char *prefix, size_t prefixlen)
+{
+	size_t argc = 1 + 3 + 3 * n;
+	const char **av = malloc(argc * sizeof(*av));
+	char *nums = malloc((2 + 3 * n) * NUM_LEN);
+	if (!av || !nums) {
+		free(av);
+		free(nums);
+		return TR_ENOMEM;
+	}
+	key_of(meta, metalen, info->crawl_id, "meta");
+	key_of(prefix, prefixlen, info->crawl_id, "");
+	tr_crawl_slot ps = tr_crawl_slot_of(parent_fp, info->dedup_buckets);
+	av[0] = meta;
+	av[1] = prefix;
+	snprintf(nums, NUM_LEN, "%" PRId64, (int64_t)parent_fp);
+	snprintf(nums + NUM_LEN, NUM_LEN, "%ld", ps.bucket);
+	av[2] = nums;
+	av[3] = nums + NUM_LEN;
+	for (size_t i = 0; i < n; i++) {
+		tr_crawl_slot s = tr_crawl_slot_of(fps[i], info->dedup_buckets);
+		char *b = nums + (2 + 3 * i) * NUM_LEN;
+		snprintf(b, NUM_LEN, "%ld", s.bucket);
+		snprintf(b + NUM_LEN, NUM_LEN, "%" PRId32, s.member);
+		snprintf(b + 2 * NUM_LEN, NUM_LEN, "%" PRId64, (int64_t)fps[i]);
+		av[4 + 3 * i] = b;
+		av[5 + 3 * i] = b + NUM_LEN;
+		av[6 + 3 * i] = b + 2 * NUM_LEN;
+	}
+	*av_out = av;
+	*nums_out = nums;
+	return TR_OK;
+}
+
+static int admit_parse(redisReply *rep, size_t n, unsigned char *decisions)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			tr_log(TR_LOG_ERROR, "admit script failed", 1, "error", rep->str);
+		return TR_EIO;
+	}
+	for (size_t i = 0; i < n; i++)
+		decisions[i] = (unsigned char)rep->element[i]->integer;
+	return TR_OK;
+}
+
+int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps,
+		   size_t n, unsigned char *decisions)
+{
+	int rc;
+	const char **av = NULL;
+	char *nums = NULL;
+	char meta[160], prefix[160];
+	if (n == 0)
+		return TR_OK;
+	rc = admit_argv(info, parent_fp, fps, n, &av, &nums, meta, sizeof(meta), prefix,
+			sizeof(prefix));
+	if (rc != TR_OK)
+		return rc;
+	redisReply *rep = tr_redis_eval(r, &admit_script, 1, (int)(4 + 3 * n), av, NULL);
+	rc = admit_parse(rep, n, decisions);
+	if (rep)
+		freeReplyObject(rep);
+	free(av);
+	free(nums);
+	return rc;
+}
+
+int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
+			  const uint64_t *fps, size_t n)
+{
+	int rc;
+	const char **av = NULL;
+	char *nums = NULL;
+	char meta[160], prefix[160];
+	if (!admit_script.sha[0] && (rc = tr_redis_script_load(r, &admit_script)) != TR_OK)
+		return rc;
+	rc = admit_argv(info, parent_fp, fps, n, &av, &nums, meta, sizeof(meta), prefix,
+			sizeof(prefix));
+	if (rc != TR_OK)
+		return rc;
+	rc = tr_redis_append_eval(r, &admit_script, 1, (int)(4 + 3 * n), av, NULL);
+	free(av);
+	free(nums);
+	return rc;
+}
+
+int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
+			const uint64_t *fps, size_t n, unsigned char *decisions)
+{
+	int rc;
+	redisReply *rep = tr_redis_get_reply(r);
+	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* Redis restarted between load and use: nothing ran, redo */
+		freeReplyObject(rep);
+		return tr_crawl_admit(r, info, parent_fp, fps, n, decisions);
+	}
+	rc = admit_parse(rep, n, decisions);
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+int tr_crawl_done(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps, const bool *failed,
+		  size_t n, long long *newly_done)
+{
+	int rc = TR_EIO;
+	char meta[160], prefix[160], now[NUM_LEN];
+	size_t argc = 3 + 3 * n;
+	const char **av = malloc(argc * sizeof(*av));
+	char *nums = malloc((2 * n + 1) * NUM_LEN);
+	redisReply *rep = NULL;
+	if (!av || !nums) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	key_of(meta, sizeof(meta), info->crawl_id, "meta");
+	key_of(prefix, sizeof(prefix), info->crawl_id, "");
+	snprintf(now, sizeof(now), "%lld", (long long)tr_now_ms());
+	av[0] = meta;
+	av[1] = prefix;
+	av[2] = now;
+	for (size_t i = 0; i < n; i++) {
+		tr_crawl_slot s = tr_crawl_slot_of(fps[i], info->dedup_buckets);
+		char *b = nums + 2 * i * NUM_LEN;
+		snprintf(b, NUM_LEN, "%ld", s.bucket);
+		snprintf(b + NUM_LEN, NUM_LEN, "%" PRId64, (int64_t)fps[i]);
+		av[3 + 3 * i] = b;
+		av[4 + 3 * i] = b + NUM_LEN;
+		av[5 + 3 * i] = failed && failed[i] ? "1" : "0";
+	}
+	rep = tr_redis_eval(r, &done_script, 1, (int)argc, av, NULL);
+	if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			tr_log(TR_LOG_ERROR, "done script failed", 1, "error", rep->str);
+		goto out;
+	}
+	if (newly_done)
+		*newly_done = rep->integer;
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	free(av);
+	free(nums);
+	return rc;
+}
+
+static long long field_ll(redisReply *e)
+{
+	return e->type == REDIS_REPLY_STRING ? atoll(e->str) : 0;
+}
+
+int tr_crawl_counts_get(tr_redis *r, const char *cid, tr_crawl_counts *c)
+{
+	int rc = TR_EIO;
+	char meta[160];
+	key_of(meta, sizeof(meta), cid, "meta");
+	redisReply *rep = tr_redis_cmd(
+		r, "HMGET %s admitted pending done failed created_ms finished_ms dedup_buckets", meta);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 7)
+		goto out;
+	memset(c, 0, sizeof(*c));
+	c->exists = rep->element[4]->type == REDIS_REPLY_STRING;
+	c->admitted = field_ll(rep->element[0]);
+	c->pending = field_ll(rep->element[1]);
+	c->done = field_ll(rep->element[2]);
+	c->failed = field_ll(rep->element[3]);
+	c->created_ms = field_ll(rep->element[4]);
+	c->finished_ms = field_ll(rep->element[5]);
+	c->dedup_buckets = (long)field_ll(rep->element[6]);
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+bool tr_crawl_is_complete(const tr_crawl_counts *c)
+{
+	return c->exists && c->admitted > 0 && c->pending <= 0;
+}
+
+int tr_crawl_list(tr_redis *r, char ***ids_out)
+{
+	int rc = TR_EIO;
+	char **ids = NULL;
+	redisReply *rep = tr_redis_cmd(r, "SMEMBERS tr:crawls");
+	if (!rep || rep->type != REDIS_REPLY_ARRAY)
+		goto out;
+	ids = calloc(rep->elements + 1, sizeof(*ids));
+	if (!ids) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < rep->elements; i++) {
+		if (!(ids[i] = strdup(rep->element[i]->str))) {
+			for (size_t j = 0; j < i; j++)
+				free(ids[j]);
+			free(ids);
+			rc = TR_ENOMEM;
+			goto out;
+		}
+	}
+	*ids_out = ids;
+	rc = (int)rep->elements;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}

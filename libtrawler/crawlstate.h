@@ -1,0 +1,98 @@
+/* crawlstate.h - a crawl's shared state in Redis: URL dedup, the pending
+ * count that tells when the crawl is complete, counters and scope.
+ *
+ * Keys of crawl CID (one hash tag, so one Redis Cluster slot):
+ *   tr:{CID}:meta     hash: admitted pending done failed created_ms
+ *                     finished_ms dedup_buckets scope
+ *   tr:{CID}:s:B      dedup bucket B: set of the low 32 bits of fingerprints
+ *                     (intset encoding, ~4.7 bytes per URL while a bucket
+ *                     holds <= 512 members: size dedup_buckets to URLs/400)
+ *   tr:{CID}:p:B      pending bucket B: hash fingerprint -> parent fingerprint
+ *                     of the URLs admitted and not yet done
+ *   tr:crawls         set of crawl ids
+ *
+ * Exactness: admitting (SADD seen, HSET pending, pending += new) and marking
+ * done (HDEL pending, pending -= removed) are single Lua scripts, so a
+ * redelivered page can neither admit a URL twice nor finish one twice. A
+ * page that is processed again before it is marked done gets back (as
+ * TR_ADMIT_AGAIN) the links it admitted the first time, so a crash between
+ * admission and the Kafka produce loses nothing.
+ */
+#ifndef TR_CRAWLSTATE_H
+#define TR_CRAWLSTATE_H
+
+#include "redis.h"
+
+#define TR_ADMIT_SKIP 0  /* seen before: do not enqueue */
+#define TR_ADMIT_NEW 1   /* first sighting: enqueue */
+#define TR_ADMIT_AGAIN 2 /* admitted earlier by this same unfinished parent: enqueue again */
+
+#define TR_CRAWL_MAX_SCOPE 1024
+
+typedef struct tr_crawl_counts {
+	long long admitted; /* URLs admitted (deduplicated) */
+	long long pending;  /* admitted and not yet processed */
+	long long done;     /* processed, failures included */
+	long long failed;   /* processed with a transport error */
+	long long created_ms, finished_ms;
+	long dedup_buckets;
+	bool exists;
+} tr_crawl_counts;
+
+/* Per-crawl settings every worker needs, read from the meta hash. */
+typedef struct tr_crawl_info {
+	char crawl_id[101];
+	long dedup_buckets;
+	int nscope;
+	char *scope[TR_CRAWL_MAX_SCOPE]; /* host keys "host:port", owned */
+	int64_t loaded_ms;               /* monotonic time of the read */
+} tr_crawl_info;
+
+/* Position of fingerprint `fp` in a crawl's dedup layout. */
+typedef struct tr_crawl_slot {
+	long bucket;
+	int32_t member;
+} tr_crawl_slot;
+tr_crawl_slot tr_crawl_slot_of(uint64_t fp, long nbuckets);
+
+/* Create (or extend) crawl `cid`: record creation time, dedup bucket count
+ * (first writer wins) and add `scope` host keys. Returns 0 or TR_EIO. */
+int tr_crawl_create(tr_redis *r, const char *cid, long dedup_buckets, const char *const *scope,
+		    int nscope);
+
+/* Read a crawl's info. Returns 0, TR_ENOTFOUND (no such crawl) or TR_EIO.
+ * On success `info` is filled (release with tr_crawl_info_clear()). */
+int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info);
+void tr_crawl_info_clear(tr_crawl_info *info);
+bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);
+
+/* Admit `n` URL fingerprints found on the page `parent_fp` (0 for seeds).
+ * Writes one TR_ADMIT_* per URL to decisions[]. Returns 0 or TR_EIO (then
+ * nothing is known about what was admitted; retry the same call). */
+int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps,
+		   size_t n, unsigned char *decisions);
+
+/* Pipelined form of tr_crawl_admit(): queue, then read in the same order. */
+int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
+			  const uint64_t *fps, size_t n);
+int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
+			const uint64_t *fps, size_t n, unsigned char *decisions);
+
+/* Mark `n` fingerprints processed (failed[i] true for transport failures).
+ * Idempotent per URL. *newly_done (optional) gets how many were pending.
+ * Returns 0 or TR_EIO (retry the same call; it is safe). */
+int tr_crawl_done(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps, const bool *failed,
+		  size_t n, long long *newly_done);
+
+/* Read a crawl's counters. Returns 0 (counts->exists false when the crawl
+ * does not exist) or TR_EIO. */
+int tr_crawl_counts_get(tr_redis *r, const char *cid, tr_crawl_counts *counts);
+
+/* True when the crawl exists, admitted something and nothing is pending. */
+bool tr_crawl_is_complete(const tr_crawl_counts *c);
+
+/* List crawl ids (caller frees each string and the array). Returns the
+ * count, or a negative error. */
+int tr_crawl_list(tr_redis *r, char ***ids_out);
+
+#endif

@@ -1,0 +1,466 @@
+/* fetch.c - libcurl multi-interface fetcher producing FetchResult messages. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "fetch.h"
+#include "log.h"
+
+#define MAX_HEADER_BYTES (64 * 1024) /* header block of one response */
+#define MAX_HEADERS 100
+#define MAX_HOPS 32                  /* redirect hops recorded */
+
+typedef struct xfer {
+	CURL *easy;
+	tr_fetcher *f;
+	Trawler__V1__CrawlRequest *req;
+	void *ctx;
+	tr_buf body;
+	tr_buf hdr;             /* raw header lines of the current response */
+	long cur_status;        /* status of the response whose headers are read */
+	char *hop_url[MAX_HOPS];
+	long hop_status[MAX_HOPS];
+	int nhops;
+	bool truncated;
+	bool blocked;
+	struct xfer *next_free;
+} xfer;
+
+struct tr_fetcher {
+	CURLM *multi;
+	CURLSH *share;
+	tr_fetch_opts o;
+	char *user_agent;
+	char *worker_id;
+	tr_fetch_done_cb cb;
+	void *payload;
+	xfer *free_list;
+	int running;
+};
+
+const char *tr_fetch_error_name(Trawler__V1__FetchError e)
+{
+	switch (e) {
+	case TRAWLER__V1__FETCH_ERROR__ERROR_NONE: return "none";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_DNS: return "dns";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_CONNECT: return "connect";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT: return "timeout";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TLS: return "tls";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TOO_MANY_REDIRECTS: return "too_many_redirects";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BODY_TOO_LARGE: return "body_too_large";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED: return "robots_disallowed";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS: return "blocked_address";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL: return "protocol";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_RECV: return "recv";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_SEND: return "send";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL: return "bad_url";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE: return "content_type";
+	default: return "other";
+	}
+}
+
+bool tr_fetch_addr_is_private(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+		return (a >> 24) == 0 ||                 /* 0.0.0.0/8 */
+		       (a >> 24) == 10 ||                /* 10/8 */
+		       (a >> 24) == 127 ||               /* loopback */
+		       (a >> 16) == 0xA9FE ||            /* 169.254/16 link-local */
+		       (a >> 20) == 0xAC1 ||             /* 172.16/12 */
+		       (a >> 16) == 0xC0A8 ||            /* 192.168/16 */
+		       (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10 CGNAT */
+		       (a >> 28) == 0xE ||               /* 224/4 multicast */
+		       (a >> 28) == 0xF;                 /* 240/4 reserved, broadcast */
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		const unsigned char *b = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			struct sockaddr_in v4;
+			memset(&v4, 0, sizeof(v4));
+			v4.sin_family = AF_INET;
+			memcpy(&v4.sin_addr, b + 12, 4);
+			return tr_fetch_addr_is_private((const struct sockaddr *)&v4);
+		}
+		return IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
+		       IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_MULTICAST(a6) ||
+		       (b[0] & 0xFE) == 0xFC; /* fc00::/7 unique local */
+	}
+	return true;
+}
+
+/* SSRF guard: check the address curl is about to connect to (after DNS, on
+ * every redirect hop), not the host name. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	xfer *x = clientp;
+	if (!x->f->o.allow_private && tr_fetch_addr_is_private(&addr->addr)) {
+		x->blocked = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(addr->family, addr->socktype, addr->protocol);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	xfer *x = ud;
+	size_t len = size * n;
+	if (tr_buf_add(&x->body, p, len) != TR_OK) {
+		x->truncated = true;
+		/* keep what fits, then abort the transfer */
+		size_t room = x->body.max - x->body.len;
+		if (room)
+			tr_buf_add(&x->body, p, room);
+		return 0;
+	}
+	return len;
+}
+
+/* Record one finished response head as a redirect hop if it was a 3xx. */
+static void note_hop(xfer *x)
+{
+	char *url = NULL;
+	if (x->cur_status < 300 || x->cur_status > 399 || x->nhops >= MAX_HOPS)
+		return;
+	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+	if (url && (x->hop_url[x->nhops] = strdup(url)) != NULL) {
+		x->hop_status[x->nhops] = x->cur_status;
+		x->nhops++;
+	}
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	xfer *x = ud;
+	size_t len = size * n;
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		/* a new response starts: the previous one (if any) was a hop */
+		tr_buf_reset(&x->hdr);
+		const char *sp = memchr(p, ' ', len);
+		x->cur_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		return len;
+	}
+	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+		note_hop(x);
+		return len;
+	}
+	if (tr_buf_add(&x->hdr, p, len) != TR_OK)
+		return 0; /* header block over the cap: abort */
+	return len;
+}
+
+int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload)
+{
+	tr_fetcher *f = calloc(1, sizeof(*f));
+	if (!f)
+		return TR_ENOMEM;
+	f->o = *opts;
+	f->cb = cb;
+	f->payload = payload;
+	f->user_agent = strdup(opts->user_agent ? opts->user_agent : "trawler");
+	f->worker_id = strdup(opts->worker_id ? opts->worker_id : "");
+	f->multi = curl_multi_init();
+	f->share = curl_share_init();
+	if (!f->user_agent || !f->worker_id || !f->multi || !f->share) {
+		tr_fetcher_free(f);
+		return TR_ENOMEM;
+	}
+	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_total_conns);
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_conns);
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, opts->max_total_conns);
+	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	f->o.user_agent = f->user_agent;
+	f->o.worker_id = f->worker_id;
+	*out = f;
+	return TR_OK;
+}
+
+static void xfer_clear(xfer *x)
+{
+	for (int i = 0; i < x->nhops; i++)
+		free(x->hop_url[i]);
+	x->nhops = 0;
+	tr_buf_reset(&x->body);
+	tr_buf_reset(&x->hdr);
+	x->truncated = x->blocked = false;
+	x->cur_status = 0;
+	if (x->req)
+		trawler__v1__crawl_request__free_unpacked(x->req, NULL);
+	x->req = NULL;
+	x->ctx = NULL;
+}
+
+void tr_fetcher_free(tr_fetcher *f)
+{
+	if (!f)
+		return;
+	xfer *x = f->free_list;
+	while (x) {
+		xfer *next = x->next_free;
+		curl_easy_cleanup(x->easy);
+		tr_buf_free(&x->body);
+		tr_buf_free(&x->hdr);
+		free(x);
+		x = next;
+	}
+	if (f->multi)
+		curl_multi_cleanup(f->multi);
+	if (f->share)
+		curl_share_cleanup(f->share);
+	free(f->user_agent);
+	free(f->worker_id);
+	free(f);
+}
+
+int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
+{
+	xfer *x = f->free_list;
+	if (x) {
+		f->free_list = x->next_free;
+		curl_easy_reset(x->easy);
+	} else {
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return TR_ENOMEM;
+		x->easy = curl_easy_init();
+		if (!x->easy) {
+			free(x);
+			return TR_ENOMEM;
+		}
+		tr_buf_init(&x->hdr, MAX_HEADER_BYTES);
+		tr_buf_init(&x->body, (size_t)f->o.max_body);
+	}
+	x->body.max = (size_t)f->o.max_body;
+	x->f = f;
+	x->req = req;
+	x->ctx = ctx;
+
+	CURL *e = x->easy;
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_SHARE, f->share);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, f->o.max_redirects);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, f->user_agent);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(f->o.timeout * 1000));
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->o.connect_timeout * 1000));
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 300L);
+	if (req->method == TRAWLER__V1__METHOD__METHOD_HEAD)
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (req->range && (req->range->first || req->range->last)) {
+		char range[64];
+		if (req->range->last)
+			snprintf(range, sizeof(range), "%llu-%llu",
+				 (unsigned long long)req->range->first,
+				 (unsigned long long)req->range->last);
+		else
+			snprintf(range, sizeof(range), "%llu-", (unsigned long long)req->range->first);
+		curl_easy_setopt(e, CURLOPT_RANGE, range);
+	}
+	if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+		x->req = NULL; /* still the caller's */
+		xfer_clear(x);
+		x->next_free = f->free_list;
+		f->free_list = x;
+		return TR_EIO;
+	}
+	f->running++;
+	return TR_OK;
+}
+
+static Trawler__V1__FetchError map_error(CURLcode c, const xfer *x)
+{
+	switch (c) {
+	case CURLE_OK:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_NONE;
+	case CURLE_WRITE_ERROR:
+		return x->truncated ? TRAWLER__V1__FETCH_ERROR__ERROR_NONE
+				    : TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_DNS;
+	case CURLE_COULDNT_CONNECT:
+		return x->blocked ? TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS
+				  : TRAWLER__V1__FETCH_ERROR__ERROR_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_TLS;
+	case CURLE_TOO_MANY_REDIRECTS:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_TOO_MANY_REDIRECTS;
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_RECV;
+	case CURLE_SEND_ERROR:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_SEND;
+	case CURLE_GOT_NOTHING:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL;
+	default:
+		return TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
+	}
+}
+
+/* Split the raw header block into Header messages (pointers into hdr). */
+static size_t parse_headers(tr_buf *hdr, Trawler__V1__Header *hv, Trawler__V1__Header **hp)
+{
+	size_t n = 0;
+	char *p = hdr->data;
+	while (p && *p && n < MAX_HEADERS) {
+		char *eol = strpbrk(p, "\r\n");
+		char *next = eol ? eol + strspn(eol, "\r\n") : p + strlen(p);
+		if (eol)
+			*eol = '\0';
+		char *colon = strchr(p, ':');
+		if (colon && colon != p) {
+			*colon = '\0';
+			char *v = colon + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			trawler__v1__header__init(&hv[n]);
+			hv[n].name = p;
+			hv[n].value = v;
+			hp[n] = &hv[n];
+			n++;
+		}
+		p = next;
+	}
+	return n;
+}
+
+static void finish(tr_fetcher *f, xfer *x, CURLcode code)
+{
+	Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
+	Trawler__V1__Timings tm = TRAWLER__V1__TIMINGS__INIT;
+	Trawler__V1__Redirect rv[MAX_HOPS];
+	Trawler__V1__Redirect *rp[MAX_HOPS];
+	Trawler__V1__Header hv[MAX_HEADERS];
+	Trawler__V1__Header *hp[MAX_HEADERS];
+	char *eff = NULL, *ctype = NULL, *ip = NULL;
+	long status = 0, httpver = 0;
+	curl_off_t t;
+	char errbuf[256];
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff);
+	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	curl_easy_getinfo(x->easy, CURLINFO_PRIMARY_IP, &ip);
+	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &httpver);
+	if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) == CURLE_OK)
+		tm.dns_us = (uint32_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
+		tm.connect_us = (uint32_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &t) == CURLE_OK)
+		tm.tls_us = (uint32_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_STARTTRANSFER_TIME_T, &t) == CURLE_OK)
+		tm.ttfb_us = (uint32_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &t) == CURLE_OK)
+		tm.total_us = (uint32_t)t;
+	if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &t) == CURLE_OK)
+		res.wire_bytes = (uint64_t)t;
+
+	res.request = x->req;
+	res.final_url = eff ? eff : x->req->url;
+	res.error = map_error(code, x);
+	if (res.error != TRAWLER__V1__FETCH_ERROR__ERROR_NONE) {
+		snprintf(errbuf, sizeof(errbuf), "%s", x->blocked ? "target address is private "
+							  "(use --allow-private to allow)"
+							: curl_easy_strerror(code));
+		res.error_message = errbuf;
+		/* a transport failure has no trustworthy final response */
+		if (code != CURLE_TOO_MANY_REDIRECTS)
+			status = 0;
+	}
+	res.status = (uint32_t)status;
+	res.content_type = ctype ? ctype : (char *)"";
+	res.remote_ip = ip ? ip : (char *)"";
+	res.http_version = (char *)(httpver == CURL_HTTP_VERSION_2_0   ? "2"
+				    : httpver == CURL_HTTP_VERSION_1_0 ? "1.0"
+				    : httpver == CURL_HTTP_VERSION_1_1 ? "1.1"
+				    : httpver == CURL_HTTP_VERSION_3   ? "3"
+								       : "");
+	res.body.data = (uint8_t *)x->body.data;
+	res.body.len = x->body.len;
+	res.truncated = x->truncated;
+	res.partial = status == 206;
+	res.fetched_at_ms = tr_now_ms();
+	res.worker_id = f->worker_id;
+	res.timings = &tm;
+	for (int i = 0; i < x->nhops; i++) {
+		trawler__v1__redirect__init(&rv[i]);
+		rv[i].url = x->hop_url[i];
+		rv[i].status = (uint32_t)x->hop_status[i];
+		rp[i] = &rv[i];
+	}
+	res.n_redirects = (size_t)x->nhops;
+	res.redirects = rp;
+	res.n_headers = parse_headers(&x->hdr, hv, hp);
+	res.headers = hp;
+
+	f->cb(&res, x->ctx, f->payload);
+}
+
+int tr_fetcher_perform(tr_fetcher *f)
+{
+	int still = 0, left = 0;
+	CURLMsg *m;
+	curl_multi_perform(f->multi, &still);
+	while ((m = curl_multi_info_read(f->multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		xfer *x = NULL;
+		CURL *e = m->easy_handle;
+		CURLcode code = m->data.result;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(f->multi, e);
+		f->running--;
+		finish(f, x, code);
+		xfer_clear(x);
+		/* drop large buffers so memory stays flat */
+		if (x->body.cap > 256 * 1024)
+			tr_buf_free(&x->body);
+		x->next_free = f->free_list;
+		f->free_list = x;
+	}
+	return f->running;
+}
+
+void tr_fetcher_wait(tr_fetcher *f, struct curl_waitfd *extra, unsigned nextra, int timeout_ms)
+{
+	curl_multi_poll(f->multi, extra, nextra, timeout_ms, NULL);
+}
+
+int tr_fetcher_running(const tr_fetcher *f)
+{
+	return f->running;
+}

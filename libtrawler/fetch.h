@@ -1,0 +1,62 @@
+/* fetch.h - concurrent HTTP(S) fetching with libcurl's multi interface:
+ * one FetchResult per started request, transport errors included.
+ *
+ * Not thread-safe: one tr_fetcher per thread. Connections, DNS answers and
+ * TLS sessions are reused across transfers.
+ */
+#ifndef TR_FETCH_H
+#define TR_FETCH_H
+
+#include <curl/curl.h>
+
+#include "common.h"
+#include "trawler.pb-c.h"
+
+typedef struct tr_fetch_opts {
+	long max_body;          /* body bytes kept; more aborts the transfer (truncated) */
+	double timeout;         /* total seconds per transfer */
+	double connect_timeout; /* seconds to connect */
+	long max_redirects;
+	long max_total_conns;   /* connection cap for the whole fetcher */
+	long max_host_conns;    /* per-host connection cap (safety net) */
+	const char *user_agent;
+	bool allow_private;     /* allow loopback/private/link-local targets */
+	const char *worker_id;
+} tr_fetch_opts;
+
+typedef struct tr_fetcher tr_fetcher;
+
+/* Called once per finished request. `res` (and res->request) is valid only
+ * during the call; the callee packs or copies what it needs. `ctx` is what
+ * was given to tr_fetcher_start(); `payload` what was given to new(). */
+typedef void (*tr_fetch_done_cb)(const Trawler__V1__FetchResult *res, void *ctx, void *payload);
+
+/* Returns 0 and a new fetcher in *out, or TR_ENOMEM. Options are copied. */
+int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload);
+void tr_fetcher_free(tr_fetcher *f);
+
+/* Start fetching `req` (ownership moves to the fetcher, freed with
+ * trawler__v1__crawl_request__free_unpacked after the callback). Returns 0,
+ * or an error after which the callback is never called and req is still
+ * the caller's. */
+int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx);
+
+/* Drive transfers; run the callback for each finished one. Returns the
+ * number of transfers still running. */
+int tr_fetcher_perform(tr_fetcher *f);
+
+/* Wait for network activity on transfers or `extra` fds, at most
+ * timeout_ms. */
+void tr_fetcher_wait(tr_fetcher *f, struct curl_waitfd *extra, unsigned nextra, int timeout_ms);
+
+/* Transfers running now. */
+int tr_fetcher_running(const tr_fetcher *f);
+
+/* True when `sa` is a loopback, private, link-local, multicast, CGNAT or
+ * unspecified address (the SSRF guard's definition). */
+bool tr_fetch_addr_is_private(const struct sockaddr *sa);
+
+/* Name of a FetchError value ("dns", "timeout", ...). */
+const char *tr_fetch_error_name(Trawler__V1__FetchError e);
+
+#endif

@@ -1,0 +1,57 @@
+/* hostq.h - per-host FIFO queues with politeness: a minimum delay between
+ * request starts to one host and a cap on concurrent requests per host.
+ *
+ * The producer pushes requests by host key and pops whichever host is ready
+ * soonest, so a slow, throttled or dead host never stalls the others.
+ * Memory: one small record per host with queued or recent work, plus the
+ * queued items (the caller bounds the total with tr_hostq_queued()).
+ * Not thread-safe.
+ */
+#ifndef TR_HOSTQ_H
+#define TR_HOSTQ_H
+
+#include "common.h"
+
+typedef struct tr_hostq tr_hostq;
+
+/* New queue set: `delay_ms` between starts to one host, at most `max_conns`
+ * concurrent per host. Returns NULL on allocation failure. */
+tr_hostq *tr_hostq_new(int64_t delay_ms, int max_conns);
+
+/* Free the queue set; `free_item` (may be NULL) is called on queued items. */
+void tr_hostq_free(tr_hostq *q, void (*free_item)(void *item));
+
+/* Append `item` to host `key`'s queue (key is copied). Returns 0 or
+ * TR_ENOMEM (item not queued, still owned by the caller). */
+int tr_hostq_push(tr_hostq *q, const char *key, void *item);
+
+/* Pop an item of a host that may start now (`now_ms` monotonic): its
+ * connection count is below the cap and its delay has passed. The host is
+ * charged a start (connections + 1, next start >= now + delay). Returns the
+ * item (ownership to the caller) and its host key (valid until the host is
+ * released), or NULL when no host is ready. */
+void *tr_hostq_pop_ready(tr_hostq *q, int64_t now_ms, const char **key_out);
+
+/* A started request of host `key` finished: connections - 1. */
+void tr_hostq_release(tr_hostq *q, const char *key, int64_t now_ms);
+
+/* Push back the next allowed start of `key` to at least `not_before_ms`
+ * (Retry-After, Crawl-delay, backoff). */
+void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms);
+
+/* Set a per-host delay larger than the default (e.g. robots Crawl-delay). */
+void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
+
+/* Monotonic ms at which the next queued host becomes ready; INT64_MAX when
+ * nothing is queued or every queued host is at its connection cap. */
+int64_t tr_hostq_next_ready_ms(const tr_hostq *q);
+
+size_t tr_hostq_queued(const tr_hostq *q); /* items queued, all hosts */
+size_t tr_hostq_hosts(const tr_hostq *q);  /* host records held */
+
+/* Remove every queued item for which `pred(item, arg)` is true, passing it
+ * to `drop(item, arg)`. Started requests are not affected. */
+void tr_hostq_drop_if(tr_hostq *q, bool (*pred)(void *item, void *arg),
+		      void (*drop)(void *item, void *arg), void *arg);
+
+#endif

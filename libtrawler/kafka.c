@@ -1,0 +1,184 @@
+/* kafka.c - librdkafka client set-up, reachability check, topic creation. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	tr_log(level <= 3 ? TR_LOG_ERROR : level <= 5 ? TR_LOG_WARN : TR_LOG_DEBUG, "librdkafka", 2,
+	       "facility", fac, "detail", buf);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
+{
+	char e[256];
+	if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka option %s=%s rejected: %s", k, v, e);
+		return TR_EINVAL;
+	}
+	return TR_OK;
+}
+
+/* Common configuration; pass-through options are applied last. */
+static rd_kafka_conf_t *base_conf(const tr_settings *s, const char *const *kv, size_t nkv,
+				  char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char maxmsg[32];
+	snprintf(maxmsg, sizeof(maxmsg), "%d", TR_KAFKA_MAX_MESSAGE + 1024 * 1024);
+	if (conf_set(conf, "bootstrap.servers", s->brokers, err, errlen) ||
+	    conf_set(conf, "client.id", s->worker_id ? s->worker_id : "trawler", err, errlen) ||
+	    conf_set(conf, "message.max.bytes", maxmsg, err, errlen) ||
+	    conf_set(conf, "log.connection.close", "false", err, errlen) ||
+	    conf_set(conf, "socket.connection.setup.timeout.ms", "5000", err, errlen))
+		goto fail;
+	for (size_t i = 0; i + 1 < nkv; i += 2)
+		if (conf_set(conf, kv[i], kv[i + 1], err, errlen))
+			goto fail;
+	for (int i = 0; i < s->kafka_count; i++)
+		if (conf_set(conf, s->kafka_keys[i], s->kafka_values[i], err, errlen))
+			goto fail;
+	rd_kafka_conf_set_log_cb(conf, kafka_log);
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
+				  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+				  void *opaque, char *err, size_t errlen)
+{
+	static const char *const kv[] = {
+		"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
+		"compression.type", "lz4", "batch.size", "1000000",
+		"queue.buffering.max.messages", "500000", "queue.buffering.max.kbytes", "1048576",
+	};
+	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
+	rd_kafka_t *rk = NULL;
+	char e[512];
+	if (!conf)
+		return NULL;
+	if (dr_cb)
+		rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_opaque(conf, opaque);
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+	if (!rk) {
+		snprintf(err, errlen, "cannot create Kafka producer: %s", e);
+		rd_kafka_conf_destroy(conf);
+	}
+	return rk; /* conf now owned by rk */
+}
+
+rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
+				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+						       rd_kafka_topic_partition_list_t *, void *),
+				  void *opaque, char *err, size_t errlen)
+{
+	const char *kv[] = {
+		"group.id", group,
+		"enable.auto.offset.store", "false",
+		"enable.auto.commit", auto_commit ? "true" : "false",
+		"auto.commit.interval.ms", "1000",
+		"auto.offset.reset", "earliest",
+		"enable.partition.eof", "false",
+		"session.timeout.ms", "10000",
+		"heartbeat.interval.ms", "1000",
+		"max.poll.interval.ms", "300000",
+		"fetch.wait.max.ms", "50",
+		"queued.max.messages.kbytes", "65536",
+		"partition.assignment.strategy", "range,roundrobin",
+	};
+	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
+	rd_kafka_t *rk = NULL;
+	char e[512];
+	if (!conf)
+		return NULL;
+	if (rebalance_cb)
+		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, opaque);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+	if (!rk) {
+		snprintf(err, errlen, "cannot create Kafka consumer: %s", e);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+int tr_kafka_check(rd_kafka_t *rk, const char *brokers, double timeout_s, char *err, size_t errlen)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, (int)(timeout_s * 1000));
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "Kafka at %s unreachable within %.0f s: %s", brokers, timeout_s,
+			 rd_kafka_err2str(e));
+		return TR_EIO;
+	}
+	rd_kafka_metadata_destroy(md);
+	return TR_OK;
+}
+
+int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopics, int partitions,
+			   double timeout_s, char *err, size_t errlen)
+{
+	int rc = TR_OK;
+	char maxmsg[32], e[256];
+	rd_kafka_NewTopic_t *nt[16];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_event_t *ev = NULL;
+	if (ntopics > 16)
+		ntopics = 16;
+	snprintf(maxmsg, sizeof(maxmsg), "%d", TR_KAFKA_MAX_MESSAGE + 1024 * 1024);
+	rd_kafka_AdminOptions_set_operation_timeout(opts, (int)(timeout_s * 1000), e, sizeof(e));
+	rd_kafka_AdminOptions_set_request_timeout(opts, (int)(timeout_s * 1000), e, sizeof(e));
+	for (int i = 0; i < ntopics; i++) {
+		nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, e, sizeof(e));
+		rd_kafka_NewTopic_set_config(nt[i], "max.message.bytes", maxmsg);
+	}
+	rd_kafka_CreateTopics(rk, nt, (size_t)ntopics, opts, q);
+	ev = rd_kafka_queue_poll(q, (int)(timeout_s * 1000) + 2000);
+	if (!ev) {
+		snprintf(err, errlen, "Kafka: topic creation timed out");
+		rc = TR_EIO;
+		goto out;
+	}
+	if (rd_kafka_event_error(ev)) {
+		snprintf(err, errlen, "Kafka: topic creation failed: %s",
+			 rd_kafka_event_error_string(ev));
+		rc = TR_EIO;
+		goto out;
+	}
+	const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+	size_t n = 0;
+	const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+		if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+			snprintf(err, errlen, "Kafka: cannot create topic %s: %s",
+				 rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
+			rc = TR_EIO;
+		}
+	}
+out:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	for (int i = 0; i < ntopics; i++)
+		rd_kafka_NewTopic_destroy(nt[i]);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+void tr_kafka_default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+				rd_kafka_topic_partition_list_t *parts)
+{
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		rd_kafka_assign(rk, parts);
+	else
+		rd_kafka_assign(rk, NULL);
+}

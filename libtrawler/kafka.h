@@ -1,0 +1,43 @@
+/* kafka.h - librdkafka set-up shared by trawler's executables: client
+ * configuration from settings, a start-up reachability check, topic
+ * creation. */
+#ifndef TR_KAFKA_H
+#define TR_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "settings.h"
+
+/* Largest message trawler produces (a FetchResult with a capped body). */
+#define TR_KAFKA_MAX_MESSAGE (32 * 1024 * 1024)
+
+/* New producer: idempotent, acks=all, lz4, small linger. `dr_cb` gets each
+ * delivery report (called from rd_kafka_poll/flush on the caller's thread).
+ * Returns NULL with a message in err on failure. */
+rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
+				  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
+				  void *opaque, char *err, size_t errlen);
+
+/* New consumer in `group`: manual offset store (enable.auto.offset.store=
+ * false) with auto commit of stored offsets when `auto_commit`, else no
+ * auto commit at all. `rebalance_cb` may be NULL. Returns NULL with a
+ * message in err on failure. */
+rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
+				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+						       rd_kafka_topic_partition_list_t *, void *),
+				  void *opaque, char *err, size_t errlen);
+
+/* Ask the cluster for metadata within timeout_s. Returns 0 or TR_EIO with
+ * "Kafka at BROKERS unreachable ..." in err. Does network I/O. */
+int tr_kafka_check(rd_kafka_t *rk, const char *brokers, double timeout_s, char *err, size_t errlen);
+
+/* Create topics that do not exist yet (existing ones are left alone).
+ * Returns 0 or TR_EIO with a message in err. */
+int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopics, int partitions,
+			   double timeout_s, char *err, size_t errlen);
+
+/* Default rebalance handling for eager assignors: assign/unassign. */
+void tr_kafka_default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+				rd_kafka_topic_partition_list_t *parts);
+
+#endif

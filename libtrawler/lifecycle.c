@@ -1,0 +1,108 @@
+/* lifecycle.c - worker start-up, signal handling and wake-up pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "log.h"
+
+static volatile sig_atomic_t stop_flag;
+static int wake_pipe[2] = {-1, -1};
+
+int tr_lifecycle_init(tr_settings *s, unsigned exe, const char *component, const char *usage,
+		      int argc, char **argv, char ***positional, int *npositional)
+{
+	char err[1024];
+	bool help = false;
+	tr_log_level lvl = TR_LOG_INFO;
+	tr_log_format fmt = TR_LOG_LOGFMT;
+	if (tr_settings_load(s, exe, argc, argv, positional, npositional, &help, err,
+			     sizeof(err)) != TR_OK) {
+		fprintf(stderr, "%s: %s\n", component, err);
+		return 2;
+	}
+	if (help) {
+		tr_settings_print_help(stdout, exe, usage);
+		return 1;
+	}
+	tr_log_parse_level(&lvl, s->log_level);
+	tr_log_parse_format(&fmt, s->log_format);
+	tr_log_setup(component, fmt, lvl);
+	if (!s->worker_id) {
+		char host[128] = "host";
+		char id[200];
+		gethostname(host, sizeof(host) - 1);
+		snprintf(id, sizeof(id), "%s-%ld", host, (long)getpid());
+		s->worker_id = strdup(id);
+		if (!s->worker_id)
+			return 2;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	stop_flag = 1;
+	if (wake_pipe[1] >= 0) {
+		ssize_t w = write(wake_pipe[1], "s", 1);
+		TR_UNUSED(w);
+	}
+	errno = saved;
+	TR_UNUSED(sig);
+}
+
+int tr_lifecycle_signals(void)
+{
+	struct sigaction sa;
+	if (wake_pipe[0] < 0) {
+		if (pipe(wake_pipe) != 0)
+			return TR_EIO;
+		for (int i = 0; i < 2; i++) {
+			fcntl(wake_pipe[i], F_SETFL, fcntl(wake_pipe[i], F_GETFL) | O_NONBLOCK);
+			fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return TR_OK;
+}
+
+bool tr_lifecycle_stopping(void)
+{
+	return stop_flag != 0;
+}
+
+void tr_lifecycle_request_stop(void)
+{
+	stop_flag = 1;
+	tr_lifecycle_wake();
+}
+
+int tr_lifecycle_wake_fd(void)
+{
+	return wake_pipe[0];
+}
+
+void tr_lifecycle_wake(void)
+{
+	if (wake_pipe[1] >= 0) {
+		ssize_t w = write(wake_pipe[1], "w", 1);
+		TR_UNUSED(w);
+	}
+}
+
+void tr_lifecycle_drain(void)
+{
+	char buf[64];
+	while (wake_pipe[0] >= 0 && read(wake_pipe[0], buf, sizeof(buf)) > 0)
+		;
+}

@@ -1,0 +1,488 @@
+/* producer.c - the fetch loop: consume CrawlRequests, schedule them per host
+ * (politeness), fetch with libcurl multi, publish one FetchResult each, and
+ * store a frontier offset only once everything before it is acknowledged. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crawlstate.h"
+#include "fetch.h"
+#include "hostq.h"
+#include "kafka.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "offsets.h"
+#include "producer.h"
+#include "redis.h"
+#include "url.h"
+
+#define CONSUME_BATCH 512
+#define HOST_KEY_MAX 300
+#define COMPLETION_CHECK_MS 500
+#define STATS_LOG_MS 10000
+
+/* One consumed crawl request, from the frontier until its result is acked. */
+typedef struct job {
+	Trawler__V1__CrawlRequest *req;
+	int32_t partition;
+	int64_t offset;
+	uint32_t gen;
+	char host_key[HOST_KEY_MAX];
+} job;
+
+/* Delivery token of a produced message (frees with the report). */
+typedef struct token {
+	int32_t partition;
+	int64_t offset;
+	uint32_t gen;
+} token;
+
+typedef struct prod {
+	const tr_settings *s;
+	rd_kafka_t *kc; /* frontier consumer */
+	rd_kafka_queue_t *cq;
+	rd_kafka_t *kp; /* pages producer */
+	rd_kafka_topic_partition_list_t *assigned;
+	bool paused;
+	uint32_t gen; /* bumped at every rebalance: older tokens are stale */
+	tr_offsets *offs;
+	tr_hostq *hq;
+	tr_fetcher *fetcher;
+	tr_redis *redis;
+	int kpipe[2]; /* librdkafka queue wake-ups */
+	bool fatal;
+	unsigned long long consumed, fetched, produced, failed, dead;
+} prod;
+
+static void job_free(void *p)
+{
+	job *j = p;
+	if (!j)
+		return;
+	if (j->req)
+		trawler__v1__crawl_request__free_unpacked(j->req, NULL);
+	free(j);
+}
+
+static bool job_any(void *item, void *arg)
+{
+	TR_UNUSED(item);
+	TR_UNUSED(arg);
+	return true;
+}
+
+static void job_drop(void *item, void *arg)
+{
+	TR_UNUSED(arg);
+	job_free(item);
+}
+
+static void store_offset(prod *p, int32_t partition)
+{
+	int64_t off;
+	if (!tr_offsets_advanced(p->offs, partition, &off))
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, p->s->frontier_topic, partition)->offset = off;
+	rd_kafka_resp_err_t e = rd_kafka_offsets_store(p->kc, l);
+	if (e)
+		tr_log(TR_LOG_DEBUG, "offset store skipped", 1, "error", rd_kafka_err2str(e));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The message at (partition, offset) is finished: its output is acked. */
+static void offset_done(prod *p, int32_t partition, int64_t offset, uint32_t gen)
+{
+	if (gen != p->gen)
+		return; /* from before a rebalance: it will be redelivered anyway */
+	if (tr_offsets_done(p->offs, partition, offset) == TR_OK)
+		store_offset(p, partition);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	prod *p = opaque;
+	token *t = m->_private;
+	TR_UNUSED(rk);
+	if (m->err) {
+		/* Not acknowledged: keep the offset uncommitted and stop, so the
+		 * request is redelivered rather than lost. */
+		tr_log(TR_LOG_ERROR, "publishing a result failed", 1, "error",
+		       rd_kafka_err2str(m->err));
+		p->fatal = true;
+	} else if (t) {
+		p->produced++;
+		offset_done(p, t->partition, t->offset, t->gen);
+	}
+	free(t);
+}
+
+/* Publish `value` (malloc'd, ownership moves here) to `topic`. */
+static int publish(prod *p, const char *topic, const char *key, void *value, size_t len,
+		   int32_t partition, int64_t offset, uint32_t gen)
+{
+	token *t = malloc(sizeof(*t));
+	rd_kafka_resp_err_t e;
+	if (!t) {
+		free(value);
+		return TR_ENOMEM;
+	}
+	t->partition = partition;
+	t->offset = offset;
+	t->gen = gen;
+	for (;;) {
+		e = rd_kafka_producev(p->kp, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+				      RD_KAFKA_V_VALUE(value, len),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(t),
+				      RD_KAFKA_V_END);
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(p->kp, 100);
+	}
+	if (e) {
+		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error", rd_kafka_err2str(e));
+		free(value);
+		free(t);
+		p->fatal = true;
+		return TR_EIO;
+	}
+	return TR_OK;
+}
+
+static int publish_result(prod *p, const Trawler__V1__FetchResult *res, const char *key,
+			  int32_t partition, int64_t offset, uint32_t gen)
+{
+	size_t len = trawler__v1__fetch_result__get_packed_size(res);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return TR_ENOMEM;
+	trawler__v1__fetch_result__pack(res, buf);
+	return publish(p, p->s->pages_topic, key, buf, len, partition, offset, gen);
+}
+
+/* A request that cannot be fetched at all still gets its one result. */
+static void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg)
+{
+	Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
+	res.request = j->req;
+	res.final_url = j->req->url;
+	res.error = err;
+	res.error_message = (char *)msg;
+	res.fetched_at_ms = tr_now_ms();
+	res.worker_id = p->s->worker_id;
+	p->failed++;
+	publish_result(p, &res, j->host_key[0] ? j->host_key : "invalid", j->partition, j->offset,
+		       j->gen);
+}
+
+static void on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *payload)
+{
+	prod *p = payload;
+	job *j = ctx;
+	p->fetched++;
+	if (res->error)
+		p->failed++;
+	tr_hostq_release(p->hq, j->host_key, tr_mono_ms());
+	publish_result(p, res, j->host_key, j->partition, j->offset, j->gen);
+	j->req = NULL; /* owned and freed by the fetcher */
+	job_free(j);
+}
+
+/* A frontier message that is not a CrawlRequest goes to the dead-letter
+ * topic; its offset completes when that is acknowledged. */
+static void dead_letter(prod *p, const rd_kafka_message_t *m, const char *reason)
+{
+	Trawler__V1__DeadLetter dl = TRAWLER__V1__DEAD_LETTER__INIT;
+	dl.reason = (char *)reason;
+	dl.stage = (char *)"producer:decode";
+	dl.source_topic = p->s->frontier_topic;
+	dl.partition = m->partition;
+	dl.offset = m->offset;
+	dl.original.data = m->payload;
+	dl.original.len = m->len > 65536 ? 65536 : m->len;
+	dl.at_ms = tr_now_ms();
+	dl.worker_id = p->s->worker_id;
+	size_t len = trawler__v1__dead_letter__get_packed_size(&dl);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return;
+	trawler__v1__dead_letter__pack(&dl, buf);
+	p->dead++;
+	tr_log(TR_LOG_WARN, "frontier message sent to dead-letter topic", 1, "reason", reason);
+	publish(p, p->s->dlq_topic, "frontier", buf, len, m->partition, m->offset, p->gen);
+}
+
+static void take_message(prod *p, rd_kafka_message_t *m)
+{
+	job *j = NULL;
+	if (m->err) {
+		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			tr_log(TR_LOG_WARN, "frontier consume error", 1, "error",
+			       rd_kafka_message_errstr(m));
+		return;
+	}
+	p->consumed++;
+	if (tr_offsets_track(p->offs, m->partition, m->offset) != TR_OK) {
+		/* redelivered after a seek: start this partition over */
+		tr_offsets_reset(p->offs, m->partition);
+		if (tr_offsets_track(p->offs, m->partition, m->offset) != TR_OK)
+			return;
+	}
+	Trawler__V1__CrawlRequest *req =
+		trawler__v1__crawl_request__unpack(NULL, m->len, m->payload);
+	if (!req || !req->url || !req->crawl_id || !*req->crawl_id) {
+		if (req)
+			trawler__v1__crawl_request__free_unpacked(req, NULL);
+		dead_letter(p, m, req ? "crawl request without url or crawl_id"
+				      : "not a CrawlRequest (protobuf decode failed)");
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		trawler__v1__crawl_request__free_unpacked(req, NULL);
+		p->fatal = true;
+		return;
+	}
+	j->req = req;
+	j->partition = m->partition;
+	j->offset = m->offset;
+	j->gen = p->gen;
+	if (tr_url_host_key(j->host_key, sizeof(j->host_key), req->url) != TR_OK) {
+		j->host_key[0] = '\0';
+		publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL, "malformed URL");
+		job_free(j);
+		return;
+	}
+	if (tr_hostq_push(p->hq, j->host_key, j) != TR_OK) {
+		job_free(j);
+		p->fatal = true;
+	}
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	prod *p = opaque;
+	p->gen++;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++)
+			tr_offsets_reset(p->offs, parts->elems[i].partition);
+		rd_kafka_assign(rk, parts);
+		if (p->assigned)
+			rd_kafka_topic_partition_list_destroy(p->assigned);
+		p->assigned = rd_kafka_topic_partition_list_copy(parts);
+		if (p->paused) /* our pause state does not survive a rebalance */
+			rd_kafka_pause_partitions(rk, p->assigned);
+		tr_log(TR_LOG_INFO, "frontier partitions assigned", 0);
+	} else {
+		/* commit what is finished; queued requests go back to Kafka */
+		rd_kafka_commit(rk, NULL, 0);
+		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL);
+		for (int i = 0; i < parts->cnt; i++)
+			tr_offsets_reset(p->offs, parts->elems[i].partition);
+		rd_kafka_assign(rk, NULL);
+		if (p->assigned)
+			rd_kafka_topic_partition_list_destroy(p->assigned);
+		p->assigned = NULL;
+		tr_log(TR_LOG_INFO, "frontier partitions revoked", 0);
+	}
+}
+
+static void backpressure(prod *p)
+{
+	size_t q = tr_hostq_queued(p->hq);
+	size_t max = (size_t)p->s->max_queued;
+	if (!p->paused && q >= max) {
+		p->paused = true;
+		if (p->assigned)
+			rd_kafka_pause_partitions(p->kc, p->assigned);
+	} else if (p->paused && q < max / 2) {
+		p->paused = false;
+		if (p->assigned)
+			rd_kafka_resume_partitions(p->kc, p->assigned);
+	}
+}
+
+static void start_ready(prod *p)
+{
+	int64_t now = tr_mono_ms();
+	while (tr_fetcher_running(p->fetcher) < p->s->concurrency) {
+		const char *key = NULL;
+		job *j = tr_hostq_pop_ready(p->hq, now, &key);
+		if (!j)
+			break;
+		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
+			tr_hostq_release(p->hq, j->host_key, now);
+			publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_OTHER,
+				      "cannot start transfer");
+			job_free(j);
+		}
+	}
+}
+
+static bool crawl_complete(prod *p)
+{
+	tr_crawl_counts c;
+	return tr_crawl_counts_get(p->redis, p->s->crawl_id, &c) == TR_OK && tr_crawl_is_complete(&c);
+}
+
+static int setup(prod *p, const tr_settings *s)
+{
+	char err[512];
+	tr_fetch_opts fo;
+	rd_kafka_resp_err_t e;
+	memset(p, 0, sizeof(*p));
+	p->s = s;
+	p->kpipe[0] = p->kpipe[1] = -1;
+	if (tr_redis_connect(&p->redis, s->redis, s->connect_check_timeout, err, sizeof(err))) {
+		tr_log(TR_LOG_ERROR, "Redis unreachable", 1, "error", err);
+		return TR_EIO;
+	}
+	p->kp = tr_kafka_producer_new(s, on_delivery, p, err, sizeof(err));
+	if (!p->kp || tr_kafka_check(p->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
+		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
+		return TR_EIO;
+	}
+	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true,
+				      on_rebalance, p, err, sizeof(err));
+	if (!p->kc) {
+		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
+		return TR_EIO;
+	}
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, s->frontier_topic, RD_KAFKA_PARTITION_UA);
+	e = rd_kafka_subscribe(p->kc, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (e) {
+		tr_log(TR_LOG_ERROR, "cannot subscribe", 1, "error", rd_kafka_err2str(e));
+		return TR_EIO;
+	}
+	p->cq = rd_kafka_queue_get_consumer(p->kc);
+	if (pipe(p->kpipe) != 0)
+		return TR_EIO;
+	for (int i = 0; i < 2; i++)
+		fcntl(p->kpipe[i], F_SETFL, fcntl(p->kpipe[i], F_GETFL) | O_NONBLOCK);
+	rd_kafka_queue_io_event_enable(p->cq, p->kpipe[1], "c", 1);
+	p->offs = tr_offsets_new();
+	p->hq = tr_hostq_new((int64_t)(s->delay * 1000), (int)s->host_connections);
+	memset(&fo, 0, sizeof(fo));
+	fo.max_body = s->max_body;
+	fo.timeout = s->timeout;
+	fo.connect_timeout = s->connect_timeout;
+	fo.max_redirects = s->max_redirects;
+	fo.max_total_conns = s->concurrency;
+	fo.max_host_conns = s->host_connections;
+	fo.user_agent = s->user_agent;
+	fo.allow_private = s->allow_private;
+	fo.worker_id = s->worker_id;
+	if (!p->offs || !p->hq || tr_fetcher_new(&p->fetcher, &fo, on_fetched, p) != TR_OK)
+		return TR_ENOMEM;
+	return TR_OK;
+}
+
+static void teardown(prod *p)
+{
+	if (p->kc) {
+		rd_kafka_consumer_close(p->kc); /* commits stored offsets */
+		if (p->cq)
+			rd_kafka_queue_destroy(p->cq);
+		if (p->assigned)
+			rd_kafka_topic_partition_list_destroy(p->assigned);
+		rd_kafka_destroy(p->kc);
+	}
+	if (p->kp)
+		rd_kafka_destroy(p->kp);
+	tr_fetcher_free(p->fetcher);
+	tr_hostq_free(p->hq, job_free);
+	tr_offsets_free(p->offs);
+	tr_redis_free(p->redis);
+	for (int i = 0; i < 2; i++)
+		if (p->kpipe[i] >= 0)
+			close(p->kpipe[i]);
+}
+
+static void drain_pipe(int fd)
+{
+	char buf[64];
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+int tr_producer_run(const tr_settings *s)
+{
+	prod p;
+	int rc = 1;
+	rd_kafka_message_t *msgs[CONSUME_BATCH];
+	int64_t next_check = 0, next_stats = tr_mono_ms() + STATS_LOG_MS, stop_deadline = 0;
+	bool complete = false, more = false;
+	char num[5][24];
+
+	if (tr_lifecycle_signals() != TR_OK || setup(&p, s) != TR_OK)
+		goto out;
+	tr_log(TR_LOG_INFO, "producer started", 3, "worker", s->worker_id, "brokers", s->brokers,
+	       "topic", s->frontier_topic);
+
+	while (!p.fatal) {
+		int64_t now = tr_mono_ms();
+		bool stopping = tr_lifecycle_stopping() || complete;
+		if (!stopping) {
+			ssize_t n = rd_kafka_consume_batch_queue(p.cq, 0, msgs, CONSUME_BATCH);
+			more = n == CONSUME_BATCH;
+			for (ssize_t i = 0; i < n; i++) {
+				take_message(&p, msgs[i]);
+				rd_kafka_message_destroy(msgs[i]);
+			}
+			backpressure(&p);
+			start_ready(&p);
+		} else if (!stop_deadline) {
+			stop_deadline = now + (int64_t)(s->stop_timeout * 1000);
+			tr_log(TR_LOG_INFO, complete ? "crawl complete, stopping" : "stopping", 0);
+			/* queued requests are not started; they stay uncommitted */
+			tr_hostq_drop_if(p.hq, job_any, job_drop, NULL);
+		}
+		tr_fetcher_perform(p.fetcher);
+		rd_kafka_poll(p.kp, 0);
+		if (stopping && (tr_fetcher_running(p.fetcher) == 0 || now > stop_deadline))
+			break;
+		if (s->exit_when_done && now >= next_check) {
+			next_check = now + COMPLETION_CHECK_MS;
+			complete = complete || crawl_complete(&p);
+		}
+		if (now >= next_stats) {
+			next_stats = now + STATS_LOG_MS;
+			snprintf(num[0], 24, "%llu", p.consumed);
+			snprintf(num[1], 24, "%llu", p.fetched);
+			snprintf(num[2], 24, "%llu", p.produced);
+			snprintf(num[3], 24, "%zu", tr_hostq_queued(p.hq));
+			snprintf(num[4], 24, "%d", tr_fetcher_running(p.fetcher));
+			tr_log(TR_LOG_INFO, "progress", 5, "consumed", num[0], "fetched", num[1],
+			       "published", num[2], "queued", num[3], "in_flight", num[4]);
+		}
+		int64_t wait = more ? 0 : 100;
+		int64_t ready = tr_hostq_next_ready_ms(p.hq);
+		if (tr_fetcher_running(p.fetcher) < s->concurrency && ready != INT64_MAX) {
+			int64_t d = ready - tr_mono_ms();
+			if (d < wait)
+				wait = d < 0 ? 0 : d;
+		}
+		struct curl_waitfd extra[2] = {
+			{p.kpipe[0], CURL_WAIT_POLLIN, 0},
+			{tr_lifecycle_wake_fd(), CURL_WAIT_POLLIN, 0},
+		};
+		tr_fetcher_wait(p.fetcher, extra, 2, (int)wait);
+		drain_pipe(p.kpipe[0]);
+		tr_lifecycle_drain();
+	}
+	/* deliver what was fetched, then commit */
+	if (p.kp && rd_kafka_flush(p.kp, (int)(s->stop_timeout * 1000)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		tr_log(TR_LOG_WARN, "results still unacknowledged at exit (will be refetched)", 0);
+	rc = p.fatal ? 1 : 0;
+	snprintf(num[0], 24, "%llu", p.fetched);
+	snprintf(num[1], 24, "%llu", p.produced);
+	tr_log(TR_LOG_INFO, "producer stopped", 2, "fetched", num[0], "published", num[1]);
+out:
+	teardown(&p);
+	return rc;
+}
