@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# run.sh - crawl the given seed URLs on this machine: installs what is
+# missing, builds, starts local Kafka and Redis (unless TRAWLER_BROKERS and
+# TRAWLER_REDIS point at running ones), runs producers and consumers until
+# the crawl is complete, stops what it started and prints a summary.
+#
+# usage: ./run.sh [--out DIR] [--allow-private] [--delay SECONDS]
+#                 [--host-connections N] [--producers N] [--consumers M]
+#                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS] URL...
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+ME=run.sh
+OUT=./out
+ALLOW_PRIVATE=0
+DELAY=""
+HOST_CONNS=""
+PRODUCERS=1
+CONSUMERS=1
+CRAWL_ID=""
+MAX_DEPTH=""
+TIMEOUT=0
+SEEDS=()
+
+die() { echo "$ME: error: $*" >&2; exit 1; }
+say() { echo "$ME: $*" >&2; }
+usage() {
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+need_value() { [ $# -ge 2 ] || { echo "$ME: option $1 needs a value" >&2; exit 2; }; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) need_value "$@"; OUT=$2; shift 2 ;;
+    --out=*) OUT=${1#*=}; shift ;;
+    --allow-private) ALLOW_PRIVATE=1; shift ;;
+    --delay) need_value "$@"; DELAY=$2; shift 2 ;;
+    --delay=*) DELAY=${1#*=}; shift ;;
+    --host-connections) need_value "$@"; HOST_CONNS=$2; shift 2 ;;
+    --host-connections=*) HOST_CONNS=${1#*=}; shift ;;
+    --producers) need_value "$@"; PRODUCERS=$2; shift 2 ;;
+    --producers=*) PRODUCERS=${1#*=}; shift ;;
+    --consumers) need_value "$@"; CONSUMERS=$2; shift 2 ;;
+    --consumers=*) CONSUMERS=${1#*=}; shift ;;
+    --crawl-id) need_value "$@"; CRAWL_ID=$2; shift 2 ;;
+    --crawl-id=*) CRAWL_ID=${1#*=}; shift ;;
+    --max-depth) need_value "$@"; MAX_DEPTH=$2; shift 2 ;;
+    --max-depth=*) MAX_DEPTH=${1#*=}; shift ;;
+    --timeout) need_value "$@"; TIMEOUT=$2; shift 2 ;;
+    --timeout=*) TIMEOUT=${1#*=}; shift ;;
+    -h|--help) usage ;;
+    --) shift; SEEDS+=("$@"); break ;;
+    -*) echo "$ME: unknown option $1" >&2; usage ;;
+    *) SEEDS+=("$1"); shift ;;
+  esac
+done
+[ ${#SEEDS[@]} -gt 0 ] || { echo "$ME: no seed URL given" >&2; usage; }
+is_uint "$PRODUCERS" && [ "$PRODUCERS" -ge 1 ] || die "--producers must be an integer >= 1 (got '$PRODUCERS')"
+is_uint "$CONSUMERS" && [ "$CONSUMERS" -ge 1 ] || die "--consumers must be an integer >= 1 (got '$CONSUMERS')"
+is_uint "$TIMEOUT" || die "--timeout must be a whole number of seconds (got '$TIMEOUT')"
+
+# 1. dependencies and build (quiet unless something fails)
+bash "$ROOT/deploy/deps.sh" || die "installing dependencies failed"
+BUILD=${TRAWLER_BUILD_DIR:-$ROOT/build}
+mkdir -p "$BUILD"
+if ! { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD/configure.log" 2>&1; } ||
+   ! cmake --build "$BUILD" -j"$(nproc)" >"$BUILD/build.log" 2>&1; then
+  tail -n 30 "$BUILD/configure.log" "$BUILD/build.log" 2>/dev/null >&2 || true
+  die "build failed (logs in $BUILD)"
+fi
+CTL="$BUILD/trawlerctl"
+
+# 2. options shared by every process
+COMMON=()
+[ "$ALLOW_PRIVATE" = 1 ] && PRIV=(--allow-private) || PRIV=()
+[ -n "$CRAWL_ID" ] || CRAWL_ID="run-$(date +%Y%m%d-%H%M%S)-$$"
+export TRAWLER_CRAWL_ID=$CRAWL_ID
+
+# 3. validate seeds before starting anything
+"$CTL" validate "${PRIV[@]}" "${SEEDS[@]}" || exit 2
+
+PRODUCER_OPTS=("${PRIV[@]}")
+[ -n "$DELAY" ] && PRODUCER_OPTS+=(--delay "$DELAY")
+[ -n "$HOST_CONNS" ] && PRODUCER_OPTS+=(--host-connections "$HOST_CONNS")
+CONSUMER_OPTS=(--out "$OUT")
+[ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
+# Check worker options now, so a bad value fails before services start.
+"$BUILD/trawler-producer" "${PRODUCER_OPTS[@]}" --help >/dev/null || exit 2
+"$BUILD/trawler-consumer" "${CONSUMER_OPTS[@]}" --help >/dev/null || exit 2
+
+# 4. services
+SVC_DIR=""
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$SVC_DIR" ]; then
+    "$ROOT/deploy/local/services.sh" stop "$SVC_DIR" >/dev/null 2>&1 || true
+    [ -n "${TRAWLER_KEEP_SERVICES:-}" ] || rm -rf "$SVC_DIR"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "${TRAWLER_BROKERS:-}" ] && [ -n "${TRAWLER_REDIS:-}" ]; then
+  say "using Kafka at $TRAWLER_BROKERS and Redis at $TRAWLER_REDIS"
+else
+  SVC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/trawler-run.XXXXXX")
+  say "starting local Kafka and Redis in $SVC_DIR"
+  "$ROOT/deploy/local/services.sh" start "$SVC_DIR" >/dev/null || die "could not start Kafka and Redis (see $SVC_DIR)"
+  # shellcheck disable=SC1091
+  . "$SVC_DIR/env"
+fi
+"$CTL" init >/dev/null || die "cannot reach Kafka/Redis (see the message above)"
+
+# 5. workers
+mkdir -p "$OUT/logs"
+rm -f "$OUT/pages.jsonl"
+for i in $(seq 1 "$CONSUMERS"); do
+  "$BUILD/trawler-consumer" --exit-when-done --worker-id "consumer-$i" "${CONSUMER_OPTS[@]}" \
+    >"$OUT/logs/consumer-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+for i in $(seq 1 "$PRODUCERS"); do
+  "$BUILD/trawler-producer" --exit-when-done --worker-id "producer-$i" "${PRODUCER_OPTS[@]}" \
+    >"$OUT/logs/producer-$i.log" 2>&1 &
+  PIDS+=($!)
+done
+say "crawl $CRAWL_ID: $PRODUCERS producer(s), $CONSUMERS consumer(s), output in $OUT"
+
+START=$(date +%s.%N)
+"$CTL" seed "${PRIV[@]}" "${SEEDS[@]}" >/dev/null || die "seeding failed"
+
+# 6. wait for completion, watching that the workers stay alive
+WAIT_OPTS=()
+[ "$TIMEOUT" -gt 0 ] && WAIT_OPTS+=(--wait-timeout "$TIMEOUT")
+"$CTL" wait "${WAIT_OPTS[@]}" &
+WAITER=$!
+while kill -0 "$WAITER" 2>/dev/null; do
+  for pid in "${PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      if ! wait "$pid"; then
+        kill "$WAITER" 2>/dev/null || true
+        tail -n 5 "$OUT"/logs/*.log >&2 || true
+        die "a worker failed before the crawl completed (logs in $OUT/logs)"
+      fi
+    fi
+  done
+  sleep 0.3
+done
+wait "$WAITER" || die "crawl $CRAWL_ID did not complete"
+END=$(date +%s.%N)
+
+# 7. workers exit by themselves once the crawl is complete
+FAILED=0
+for pid in "${PIDS[@]}"; do
+  wait "$pid" || FAILED=$((FAILED + 1))
+done
+PIDS=()
+[ "$FAILED" -eq 0 ] || die "$FAILED worker(s) exited with an error (logs in $OUT/logs)"
+
+# 8. summary
+python3 - "$OUT/pages.jsonl" "$START" "$END" "$CRAWL_ID" <<'PY'
+import json, sys, collections
+path, start, end, cid = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+classes = collections.Counter()
+n = bytes_ = 0
+try:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            p = json.loads(line)
+            n += 1
+            bytes_ += p.get("bytes", 0)
+            s = p.get("status", 0)
+            classes["error" if p.get("error") else f"{s // 100}xx"] += 1
+except FileNotFoundError:
+    pass
+wall = max(end - start, 1e-9)
+rows = [("crawl", cid), ("pages", n), ("wall time", f"{wall:.2f} s"),
+        ("pages/s", f"{n / wall:.1f}"), ("body bytes", bytes_)]
+rows += [(f"status {k}", v) for k, v in sorted(classes.items())]
+rows.append(("output", path))
+w = max(len(k) for k, _ in rows)
+print("crawl complete")
+for k, v in rows:
+    print(f"  {k:<{w}}  {v}")
+PY
