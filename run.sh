@@ -117,16 +117,20 @@ else
 fi
 "$CTL" init >/dev/null || die "cannot reach Kafka/Redis (see the message above)"
 
-# 5. workers
+# 5. workers (TRAWLER_WORKER_WRAP, e.g. a profiler or `time -o FILE`, prefixes
+# each worker command; WORKER in it is replaced by the worker's name)
 mkdir -p "$OUT/logs"
+wrap_for() { WRAP=${TRAWLER_WORKER_WRAP:-}; WRAP=${WRAP//WORKER/$1}; }
 rm -f "$OUT/pages.jsonl"
 for i in $(seq 1 "$CONSUMERS"); do
-  "$BUILD/trawler-consumer" --exit-when-done --worker-id "consumer-$i" "${CONSUMER_OPTS[@]}" \
+  wrap_for "consumer-$i"
+  $WRAP "$BUILD/trawler-consumer" --exit-when-done --worker-id "consumer-$i" "${CONSUMER_OPTS[@]}" \
     >"$OUT/logs/consumer-$i.log" 2>&1 &
   PIDS+=($!)
 done
 for i in $(seq 1 "$PRODUCERS"); do
-  "$BUILD/trawler-producer" --exit-when-done --worker-id "producer-$i" "${PRODUCER_OPTS[@]}" \
+  wrap_for "producer-$i"
+  $WRAP "$BUILD/trawler-producer" --exit-when-done --worker-id "producer-$i" "${PRODUCER_OPTS[@]}" \
     >"$OUT/logs/producer-$i.log" 2>&1 &
   PIDS+=($!)
 done
