@@ -142,6 +142,8 @@ static void publish_link(cons *c, const item *it, size_t k)
 	rq.fingerprint = it->page.follow_fps[k];
 	rq.parent_fingerprint = it->page.fp;
 	rq.enqueued_at_ms = tr_now_ms();
+	if (tr_page_wants_head(rq.url, c->s->head_extensions))
+		rq.method = TRAWLER__V1__METHOD__METHOD_HEAD;
 	if (tr_url_host_key(key, sizeof(key), rq.url) != TR_OK)
 		return;
 	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);

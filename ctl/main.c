@@ -140,8 +140,36 @@ static int cmd_init(const tr_settings *s)
 	return rc;
 }
 
+/* --range FIRST-LAST or FIRST- into r; returns 0 or 2 with a message. */
+static int parse_range(const char *spec, Trawler__V1__ByteRange *r)
+{
+	unsigned long long a = 0, b = 0;
+	char dash = 0, extra = 0;
+	int n = sscanf(spec, "%llu%c%llu%c", &a, &dash, &b, &extra);
+	if (!((n == 2 && dash == '-') || (n == 3 && dash == '-' && b >= a))) {
+		fprintf(stderr,
+			"trawlerctl: option range: invalid value '%s' (accepted: FIRST-LAST or FIRST-)\n",
+			spec);
+		return 2;
+	}
+	r->first = a;
+	r->last = n == 3 ? b : 0;
+	return 0;
+}
+
 static int cmd_seed(const tr_settings *s, char **urls, int n)
 {
+	Trawler__V1__ByteRange range = TRAWLER__V1__BYTE_RANGE__INIT;
+	Trawler__V1__Method method = TRAWLER__V1__METHOD__METHOD_GET;
+	if (s->range[0] && parse_range(s->range, &range))
+		return 2;
+	if (strcasecmp(s->method, "HEAD") == 0) {
+		method = TRAWLER__V1__METHOD__METHOD_HEAD;
+	} else if (strcasecmp(s->method, "GET") != 0) {
+		fprintf(stderr, "trawlerctl: option method: invalid value '%s' (accepted: GET, HEAD)\n",
+			s->method);
+		return 2;
+	}
 	int rc = 0;
 	tr_redis *r = NULL;
 	rd_kafka_t *rk = NULL;
@@ -188,6 +216,9 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		rq.attempt = 1;
 		rq.fingerprint = fps[i];
 		rq.enqueued_at_ms = tr_now_ms();
+		rq.method = method;
+		if (s->range[0])
+			rq.range = &range;
 		size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
 		uint8_t *buf = malloc(len ? len : 1);
 		if (!buf) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "buf.h"
 #include "fetch.h"
@@ -36,6 +37,8 @@ struct tr_fetcher {
 	tr_fetch_opts o;
 	char *user_agent;
 	char *worker_id;
+	char *allow_address;
+	char *ca_file;
 	tr_fetch_done_cb cb;
 	void *payload;
 	xfer *free_list;
@@ -61,6 +64,30 @@ const char *tr_fetch_error_name(Trawler__V1__FetchError e)
 	case TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE: return "content_type";
 	default: return "other";
 	}
+}
+
+const char *tr_fetch_header(const Trawler__V1__FetchResult *res, const char *name)
+{
+	for (size_t i = 0; i < res->n_headers; i++)
+		if (res->headers[i]->name && strcasecmp(res->headers[i]->name, name) == 0)
+			return res->headers[i]->value;
+	return NULL;
+}
+
+int64_t tr_fetch_retry_after_ms(const Trawler__V1__FetchResult *res)
+{
+	const char *v = tr_fetch_header(res, "Retry-After");
+	char *end = NULL;
+	if (!v || !*v)
+		return -1;
+	long long secs = strtoll(v, &end, 10);
+	if (end != v && (*end == '\0' || *end == ' ' || *end == '\r'))
+		return secs < 0 ? -1 : secs * 1000;
+	time_t when = curl_getdate(v, NULL);
+	if (when < 0)
+		return -1;
+	int64_t ms = (int64_t)when * 1000 - tr_now_ms();
+	return ms < 0 ? 0 : ms;
 }
 
 bool tr_fetch_addr_is_private(const struct sockaddr *sa)
@@ -94,12 +121,72 @@ bool tr_fetch_addr_is_private(const struct sockaddr *sa)
 	return true;
 }
 
+/* Does the prefix of `bits` bits match between a and b (n bytes each)? */
+static bool prefix_match(const unsigned char *a, const unsigned char *b, size_t n, long bits)
+{
+	for (size_t i = 0; i < n && bits > 0; i++, bits -= 8) {
+		unsigned char mask = bits >= 8 ? 0xFF : (unsigned char)(0xFF << (8 - bits));
+		if ((a[i] & mask) != (b[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+int tr_fetch_addr_in_list(const char *cidrs, const struct sockaddr *sa)
+{
+	int found = 0;
+	const char *p = cidrs ? cidrs : "";
+	while (*p) {
+		char item[80], *slash;
+		size_t n = strcspn(p, ",");
+		unsigned char addr[16];
+		long bits;
+		int fam;
+		if (n == 0) { /* empty item, e.g. ",," */
+			p++;
+			continue;
+		}
+		if (n >= sizeof(item))
+			return TR_EINVAL;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		p += n + (p[n] == ',');
+		slash = strchr(item, '/');
+		if (slash)
+			*slash = '\0';
+		if (inet_pton(AF_INET, item, addr) == 1)
+			fam = AF_INET;
+		else if (inet_pton(AF_INET6, item, addr) == 1)
+			fam = AF_INET6;
+		else
+			return TR_EINVAL;
+		bits = fam == AF_INET ? 32 : 128;
+		if (slash) {
+			char *end;
+			long b = strtol(slash + 1, &end, 10);
+			if (*end || end == slash + 1 || b < 0 || b > bits)
+				return TR_EINVAL;
+			bits = b;
+		}
+		if (sa && sa->sa_family == fam) {
+			const unsigned char *have =
+				fam == AF_INET
+					? (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr
+					: ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+			if (prefix_match(have, addr, fam == AF_INET ? 4 : 16, bits))
+				found = 1;
+		}
+	}
+	return found;
+}
+
 /* SSRF guard: check the address curl is about to connect to (after DNS, on
  * every redirect hop), not the host name. */
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
 	xfer *x = clientp;
-	if (!x->f->o.allow_private && tr_fetch_addr_is_private(&addr->addr)) {
+	if (!x->f->o.allow_private && tr_fetch_addr_is_private(&addr->addr) &&
+	    tr_fetch_addr_in_list(x->f->allow_address, &addr->addr) != 1) {
 		x->blocked = true;
 		return CURL_SOCKET_BAD;
 	}
@@ -164,11 +251,18 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 	f->payload = payload;
 	f->user_agent = strdup(opts->user_agent ? opts->user_agent : "trawler");
 	f->worker_id = strdup(opts->worker_id ? opts->worker_id : "");
+	f->allow_address = strdup(opts->allow_address ? opts->allow_address : "");
+	f->ca_file = strdup(opts->ca_file ? opts->ca_file : "");
 	f->multi = curl_multi_init();
 	f->share = curl_share_init();
-	if (!f->user_agent || !f->worker_id || !f->multi || !f->share) {
+	if (!f->user_agent || !f->worker_id || !f->allow_address || !f->ca_file || !f->multi ||
+	    !f->share) {
 		tr_fetcher_free(f);
 		return TR_ENOMEM;
+	}
+	if (tr_fetch_addr_in_list(f->allow_address, NULL) < 0) {
+		tr_fetcher_free(f);
+		return TR_EINVAL;
 	}
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
@@ -216,6 +310,8 @@ void tr_fetcher_free(tr_fetcher *f)
 		curl_share_cleanup(f->share);
 	free(f->user_agent);
 	free(f->worker_id);
+	free(f->allow_address);
+	free(f->ca_file);
 	free(f);
 }
 
@@ -264,6 +360,11 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 300L);
+	if (f->ca_file[0]) {
+		/* the extra bundle as CAfile, the system store still as CApath */
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
+	}
 	if (req->method == TRAWLER__V1__METHOD__METHOD_HEAD)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	if (req->range && (req->range->first || req->range->last)) {
@@ -427,7 +528,8 @@ static void finish(tr_fetcher *f, xfer *x, CURLcode code)
 	res.n_headers = parse_headers(&x->hdr, hv, hp);
 	res.headers = hp;
 
-	f->cb(&res, x->ctx, f->payload);
+	if (f->cb(&res, x->ctx, f->payload))
+		x->req = NULL; /* now the callee's */
 }
 
 int tr_fetcher_perform(tr_fetcher *f)

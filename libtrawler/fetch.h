@@ -21,17 +21,23 @@ typedef struct tr_fetch_opts {
 	long max_host_conns;    /* per-host connection cap (safety net) */
 	const char *user_agent;
 	bool allow_private;     /* allow loopback/private/link-local targets */
+	const char *allow_address; /* CIDR list exempt from the guard ("" = none) */
+	const char *ca_file;    /* extra PEM CA bundle ("" = none) */
 	const char *worker_id;
 } tr_fetch_opts;
 
 typedef struct tr_fetcher tr_fetcher;
 
-/* Called once per finished request. `res` (and res->request) is valid only
- * during the call; the callee packs or copies what it needs. `ctx` is what
- * was given to tr_fetcher_start(); `payload` what was given to new(). */
-typedef void (*tr_fetch_done_cb)(const Trawler__V1__FetchResult *res, void *ctx, void *payload);
+/* Called once per finished request. `res` is valid only during the call;
+ * the callee packs or copies what it needs. Returning true takes ownership
+ * of res->request (e.g. to retry it; free with
+ * trawler__v1__crawl_request__free_unpacked); false leaves it to the
+ * fetcher. `ctx` is what was given to tr_fetcher_start(); `payload` what
+ * was given to tr_fetcher_new(). */
+typedef bool (*tr_fetch_done_cb)(const Trawler__V1__FetchResult *res, void *ctx, void *payload);
 
-/* Returns 0 and a new fetcher in *out, or TR_ENOMEM. Options are copied. */
+/* Returns 0 and a new fetcher in *out, TR_EINVAL for a malformed
+ * allow_address list, or TR_ENOMEM. Options are copied. */
 int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload);
 void tr_fetcher_free(tr_fetcher *f);
 
@@ -55,6 +61,19 @@ int tr_fetcher_running(const tr_fetcher *f);
 /* True when `sa` is a loopback, private, link-local, multicast, CGNAT or
  * unspecified address (the SSRF guard's definition). */
 bool tr_fetch_addr_is_private(const struct sockaddr *sa);
+
+/* Value of the first header `name` (case-insensitive) of the final
+ * response, or NULL. Points into res. */
+const char *tr_fetch_header(const Trawler__V1__FetchResult *res, const char *name);
+
+/* Milliseconds to wait from a Retry-After header (delta seconds or an
+ * HTTP date, RFC 9110 10.2.3), or -1 when absent or unparseable. */
+int64_t tr_fetch_retry_after_ms(const Trawler__V1__FetchResult *res);
+
+/* Parse a comma-separated CIDR list ("127.0.0.2/32,::1/128"; a bare
+ * address means a single host) and report whether `sa` is in it. Returns
+ * 1 (in), 0 (not in) or TR_EINVAL (malformed list). Pure. */
+int tr_fetch_addr_in_list(const char *cidrs, const struct sockaddr *sa);
 
 /* Name of a FetchError value ("dns", "timeout", ...). */
 const char *tr_fetch_error_name(Trawler__V1__FetchError e);

@@ -45,10 +45,14 @@ void tr_links_global_cleanup(void);
  * all its occurrences had rel=nofollow. Candidates that do not resolve to an
  * http(s) URL, or come after the cap, are only counted in out->dropped.
  *
- * The encoding is detected by libxml2 (BOM, <meta charset>, else UTF-8 with
- * a fall-back to Latin-1 on invalid bytes); strings come back as UTF-8.
- * Any byte sequence is accepted: malformed HTML, binary junk and NUL bytes
- * yield whatever libxml2's recovering parser finds, possibly nothing.
+ * Encoding (see tr_links_extract_charset() for a known one): a BOM decides;
+ * else a document that is entirely valid UTF-8 is read as UTF-8; else
+ * libxml2 follows <meta charset> / http-equiv, and reads undeclared
+ * non-ASCII bytes as ISO-8859-1 (the HTML 4 default). Strings come back as
+ * UTF-8; non-ASCII in references is percent-encoded as UTF-8.
+ * Any byte sequence is accepted: malformed HTML and binary junk yield
+ * whatever libxml2's recovering parser finds, possibly nothing; NUL bytes
+ * are read as spaces (except in UTF-16/32 documents).
  *
  * Returns 0 and fills *out, which the caller releases with
  * tr_links_free(); TR_EINVAL when out or page_url is NULL, html is NULL

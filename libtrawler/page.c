@@ -8,6 +8,34 @@
 #include "page.h"
 #include "url.h"
 
+bool tr_page_wants_head(const char *url, const char *exts)
+{
+	const char *path = strstr(url, "://");
+	if (!exts || !*exts || !path)
+		return false;
+	path = strchr(path + 3, '/');
+	if (!path)
+		return false;
+	size_t plen = strcspn(path, "?#");
+	const char *dot = NULL;
+	for (const char *q = path; q < path + plen; q++) {
+		if (*q == '/')
+			dot = NULL;
+		else if (*q == '.')
+			dot = q;
+	}
+	if (!dot)
+		return false;
+	size_t elen = (size_t)(path + plen - dot - 1);
+	for (const char *e = exts; *e;) {
+		size_t n = strcspn(e, ",");
+		if (n == elen && strncasecmp(e, dot + 1, n) == 0)
+			return true;
+		e += n + (e[n] == ',');
+	}
+	return false;
+}
+
 bool tr_page_is_html_type(const char *ct)
 {
 	if (!ct)
@@ -109,6 +137,14 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 		rc = tr_jsonw_kv_int(b, false, "bytes", (long long)r->body.len);
 	if (!rc && r->truncated)
 		rc = tr_jsonw_kv_bool(b, false, "truncated", true);
+	if (!rc && r->partial)
+		rc = tr_jsonw_kv_bool(b, false, "partial", true);
+	if (!rc && q && q->method == TRAWLER__V1__METHOD__METHOD_HEAD)
+		rc = tr_jsonw_kv_str(b, false, "method", "HEAD");
+	if (!rc && q && q->attempt > 1)
+		rc = tr_jsonw_kv_int(b, false, "attempts", q->attempt);
+	if (!rc && r->http_version && *r->http_version)
+		rc = tr_jsonw_kv_str(b, false, "http_version", r->http_version);
 	if (!rc && r->n_redirects)
 		rc = tr_jsonw_kv_int(b, false, "redirects", (long long)r->n_redirects);
 	if (!rc && pg->links.canonical)

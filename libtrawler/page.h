@@ -24,6 +24,10 @@ typedef struct tr_page {
 	uint64_t *follow_fps; /* their fingerprints, owned */
 } tr_page;
 
+/* True when the path of `url` ends in ".EXT" for an EXT in the comma-separated
+ * list `exts` (case-insensitive): such links are checked with HEAD. */
+bool tr_page_wants_head(const char *url, const char *exts);
+
 /* True for HTML content types (text/html, application/xhtml+xml). */
 bool tr_page_is_html_type(const char *content_type);
 

@@ -50,11 +50,22 @@ typedef struct tr_settings {
 	bool allow_private;
 	long max_redirects;
 	long max_queued;
+	long max_attempts;
+	char *allow_address;
+	char *ca_file;
+	bool robots;
+	double robots_ttl;
+	double robots_retry;
+	double retry_base;
+	double retry_max;
 	/* consumer */
 	char *out;
 	long max_depth;
 	long max_links;
 	long dedup_buckets;
+	char *head_extensions;
+	char *range;
+	char *method;
 	/* ctl */
 	long partitions;
 	double wait_timeout;

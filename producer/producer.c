@@ -53,7 +53,7 @@ typedef struct prod {
 	tr_redis *redis;
 	int kpipe[2]; /* librdkafka queue wake-ups */
 	bool fatal;
-	unsigned long long consumed, fetched, produced, failed, dead;
+	unsigned long long consumed, fetched, produced, failed, dead, retries;
 } prod;
 
 static void job_free(void *p)
@@ -177,17 +177,67 @@ static void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const ch
 		       j->gen);
 }
 
-static void on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *payload)
+/* Timeouts, resets, 429 and 5xx are worth another try. */
+static bool retryable(const Trawler__V1__FetchResult *res)
+{
+	switch (res->error) {
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT:
+	case TRAWLER__V1__FETCH_ERROR__ERROR_CONNECT:
+	case TRAWLER__V1__FETCH_ERROR__ERROR_RECV:
+	case TRAWLER__V1__FETCH_ERROR__ERROR_SEND:
+	case TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL:
+		return true;
+	case TRAWLER__V1__FETCH_ERROR__ERROR_NONE:
+		return res->status == 429 || (res->status >= 500 && res->status <= 599);
+	default:
+		return false;
+	}
+}
+
+/* Exponential backoff with +-25% jitter, or Retry-After when longer; capped. */
+static int64_t backoff_ms(const prod *p, const Trawler__V1__FetchResult *res, uint32_t attempt)
+{
+	double b = p->s->retry_base * 1000.0;
+	for (uint32_t i = 1; i < attempt && b < p->s->retry_max * 1000.0; i++)
+		b *= 2;
+	b *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
+	int64_t ms = (int64_t)b;
+	int64_t ra = tr_fetch_retry_after_ms(res);
+	if (ra > ms)
+		ms = ra;
+	if (ms > (int64_t)(p->s->retry_max * 1000))
+		ms = (int64_t)(p->s->retry_max * 1000);
+	return ms;
+}
+
+static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *payload)
 {
 	prod *p = payload;
 	job *j = ctx;
+	int64_t now = tr_mono_ms();
 	p->fetched++;
+	tr_hostq_release(p->hq, j->host_key, now);
+	if (retryable(res) && res->request->attempt < (uint32_t)p->s->max_attempts &&
+	    !tr_lifecycle_stopping() && j->gen == p->gen) {
+		/* Retry in this process without blocking anything else: the host
+		 * is deferred (a 429/503 host is throttled as a whole) and the
+		 * request goes back to its queue; its offset stays unfinished. */
+		int64_t wait = backoff_ms(p, res, res->request->attempt);
+		j->req = (Trawler__V1__CrawlRequest *)res->request;
+		j->req->attempt++;
+		tr_hostq_defer(p->hq, j->host_key, now + wait);
+		if (tr_hostq_push(p->hq, j->host_key, j) == TR_OK) {
+			p->retries++;
+			return true;
+		}
+		j->req = NULL;
+	}
 	if (res->error)
 		p->failed++;
-	tr_hostq_release(p->hq, j->host_key, tr_mono_ms());
 	publish_result(p, res, j->host_key, j->partition, j->offset, j->gen);
 	j->req = NULL; /* owned and freed by the fetcher */
 	job_free(j);
+	return false;
 }
 
 /* A frontier message that is not a CrawlRequest goes to the dead-letter
@@ -376,9 +426,18 @@ static int setup(prod *p, const tr_settings *s)
 	fo.max_host_conns = s->host_connections;
 	fo.user_agent = s->user_agent;
 	fo.allow_private = s->allow_private;
+	fo.allow_address = s->allow_address;
+	fo.ca_file = s->ca_file;
 	fo.worker_id = s->worker_id;
-	if (!p->offs || !p->hq || tr_fetcher_new(&p->fetcher, &fo, on_fetched, p) != TR_OK)
+	if (!p->offs || !p->hq)
 		return TR_ENOMEM;
+	int frc = tr_fetcher_new(&p->fetcher, &fo, on_fetched, p);
+	if (frc == TR_EINVAL)
+		tr_log(TR_LOG_ERROR,
+		       "option allow-address: invalid value (accepted: comma-separated CIDR list)", 1,
+		       "value", s->allow_address);
+	if (frc != TR_OK)
+		return frc;
 	return TR_OK;
 }
 
@@ -419,6 +478,8 @@ int tr_producer_run(const tr_settings *s)
 	bool complete = false, more = false;
 	char num[5][24];
 
+	memset(&p, 0, sizeof(p));
+	p.kpipe[0] = p.kpipe[1] = -1;
 	if (tr_lifecycle_signals() != TR_OK || setup(&p, s) != TR_OK)
 		goto out;
 	tr_log(TR_LOG_INFO, "producer started", 3, "worker", s->worker_id, "brokers", s->brokers,
