@@ -28,7 +28,9 @@ typedef struct xfer {
 	int nhops;
 	bool truncated;
 	bool blocked;
+	bool running;
 	struct xfer *next_free;
+	struct xfer *next_all; /* every transfer ever created, for cleanup */
 } xfer;
 
 struct tr_fetcher {
@@ -42,6 +44,7 @@ struct tr_fetcher {
 	tr_fetch_done_cb cb;
 	void *payload;
 	xfer *free_list;
+	xfer *all;
 	int running;
 };
 
@@ -295,9 +298,12 @@ void tr_fetcher_free(tr_fetcher *f)
 {
 	if (!f)
 		return;
-	xfer *x = f->free_list;
+	xfer *x = f->all;
 	while (x) {
-		xfer *next = x->next_free;
+		xfer *next = x->next_all;
+		if (x->running)
+			curl_multi_remove_handle(f->multi, x->easy);
+		xfer_clear(x); /* frees a request still in flight */
 		curl_easy_cleanup(x->easy);
 		tr_buf_free(&x->body);
 		tr_buf_free(&x->hdr);
@@ -332,6 +338,8 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 		}
 		tr_buf_init(&x->hdr, MAX_HEADER_BYTES);
 		tr_buf_init(&x->body, (size_t)f->o.max_body);
+		x->next_all = f->all;
+		f->all = x;
 	}
 	x->body.max = (size_t)f->o.max_body;
 	x->f = f;
@@ -385,6 +393,7 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 		return TR_EIO;
 	}
 	f->running++;
+	x->running = true;
 	return TR_OK;
 }
 
@@ -546,6 +555,7 @@ int tr_fetcher_perform(tr_fetcher *f)
 		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
 		curl_multi_remove_handle(f->multi, e);
 		f->running--;
+		x->running = false;
 		finish(f, x, code);
 		xfer_clear(x);
 		/* drop large buffers so memory stays flat */

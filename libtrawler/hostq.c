@@ -19,6 +19,8 @@ typedef struct host {
 	size_t nqueued;
 	int conns;
 	int64_t next_ms;  /* earliest next start */
+	int64_t prev_next_ms; /* next_ms before the last pop (for refunds) */
+	int64_t last_start_ms; /* time of the last pop, -1 before the first */
 	int64_t delay_ms; /* this host's delay */
 	ssize_t heap_idx; /* position in the ready heap, -1 if absent */
 } host;
@@ -228,6 +230,7 @@ static host *host_get(tr_hostq *q, const char *key)
 	}
 	h->hash = hv;
 	h->heap_idx = -1;
+	h->last_start_ms = -1;
 	h->delay_ms = q->delay_ms;
 	if (q->nhosts + 1 > q->nbuckets * 2)
 		table_grow(q);
@@ -272,6 +275,8 @@ void *tr_hostq_pop_ready(tr_hostq *q, int64_t now_ms, const char **key_out)
 	h->nqueued--;
 	q->queued--;
 	h->conns++;
+	h->prev_next_ms = h->next_ms;
+	h->last_start_ms = now_ms;
 	h->next_ms = now_ms + h->delay_ms;
 	heap_down(q, 0);
 	host_schedule(q, h);
@@ -293,6 +298,21 @@ void tr_hostq_release(tr_hostq *q, const char *key, int64_t now_ms)
 	}
 }
 
+void tr_hostq_refund(tr_hostq *q, const char *key)
+{
+	host *h = host_find(q, key, hash_key(key));
+	if (!h)
+		return;
+	if (h->conns > 0)
+		h->conns--;
+	if (h->prev_next_ms < h->next_ms) {
+		h->next_ms = h->prev_next_ms;
+		if (h->heap_idx >= 0)
+			heap_up(q, (size_t)h->heap_idx);
+	}
+	host_schedule(q, h);
+}
+
 void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms)
 {
 	host *h = host_get(q, key);
@@ -308,8 +328,12 @@ void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms)
 void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms)
 {
 	host *h = host_get(q, key);
-	if (h && delay_ms > h->delay_ms)
-		h->delay_ms = delay_ms;
+	if (!h || delay_ms <= h->delay_ms)
+		return;
+	h->delay_ms = delay_ms;
+	/* a delay learned after a start (robots.txt) applies to the next one */
+	if (h->last_start_ms >= 0 && h->next_ms < h->last_start_ms + delay_ms)
+		tr_hostq_defer(q, key, h->last_start_ms + delay_ms);
 }
 
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q)

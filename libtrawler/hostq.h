@@ -35,11 +35,17 @@ void *tr_hostq_pop_ready(tr_hostq *q, int64_t now_ms, const char **key_out);
 /* A started request of host `key` finished: connections - 1. */
 void tr_hostq_release(tr_hostq *q, const char *key, int64_t now_ms);
 
+/* Undo the start charged by the last tr_hostq_pop_ready() of `key` when no
+ * request was sent after all (e.g. robots.txt refused the URL): the
+ * connection is released and the previous next-start time restored. */
+void tr_hostq_refund(tr_hostq *q, const char *key);
+
 /* Push back the next allowed start of `key` to at least `not_before_ms`
  * (Retry-After, Crawl-delay, backoff). */
 void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms);
 
-/* Set a per-host delay larger than the default (e.g. robots Crawl-delay). */
+/* Raise a host's delay (e.g. robots Crawl-delay); smaller values are
+ * ignored. It applies from the host's last start on. */
 void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
 
 /* Monotonic ms at which the next queued host becomes ready; INT64_MAX when

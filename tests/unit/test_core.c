@@ -1,0 +1,173 @@
+/* test_core.c - unit tests for the offset tracker, the per-host queues, the
+ * JSON writer and the HEAD-extension rule. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "check.h"
+#include "hostq.h"
+#include "jsonw.h"
+#include "offsets.h"
+#include "page.h"
+
+static void test_offsets(void)
+{
+	tr_offsets *t = tr_offsets_new();
+	int64_t off = -1;
+	CHECK(t != NULL);
+	for (int64_t o = 10; o < 15; o++)
+		CHECK(tr_offsets_track(t, 3, o) == TR_OK);
+	CHECK(tr_offsets_track(t, 3, 12) == TR_EINVAL); /* not increasing */
+	CHECK(tr_offsets_pending(t) == 5);
+	/* finishing out of order: nothing committable until 10 is done */
+	CHECK(tr_offsets_done(t, 3, 12) == TR_OK);
+	CHECK(tr_offsets_done(t, 3, 11) == TR_OK);
+	CHECK(tr_offsets_advanced(t, 3, &off) && off == 10);
+	CHECK(!tr_offsets_advanced(t, 3, &off));
+	CHECK(tr_offsets_done(t, 3, 10) == TR_OK);
+	CHECK(tr_offsets_advanced(t, 3, &off) && off == 13);
+	CHECK(tr_offsets_done(t, 3, 10) == TR_ENOTFOUND); /* twice */
+	CHECK(tr_offsets_done(t, 3, 14) == TR_OK);
+	CHECK(tr_offsets_done(t, 3, 13) == TR_OK);
+	CHECK(tr_offsets_advanced(t, 3, &off) && off == 15);
+	CHECK(tr_offsets_pending(t) == 0);
+	/* gaps in offsets (compacted topics, transactions) are fine */
+	CHECK(tr_offsets_track(t, 3, 20) == TR_OK);
+	CHECK(tr_offsets_done(t, 3, 20) == TR_OK);
+	CHECK(tr_offsets_advanced(t, 3, &off) && off == 21);
+	/* reset after a revoke forgets everything */
+	CHECK(tr_offsets_track(t, 0, 5) == TR_OK);
+	tr_offsets_reset(t, 0);
+	CHECK(tr_offsets_done(t, 0, 5) == TR_ENOTFOUND);
+	CHECK(tr_offsets_pending(t) == 0);
+	/* many offsets: growth and compaction keep order */
+	for (int64_t o = 100; o < 5100; o++)
+		CHECK(tr_offsets_track(t, 7, o) == TR_OK);
+	for (int64_t o = 5099; o >= 101; o--)
+		tr_offsets_done(t, 7, o);
+	CHECK(tr_offsets_advanced(t, 7, &off) && off == 100);
+	CHECK(tr_offsets_done(t, 7, 100) == TR_OK);
+	CHECK(tr_offsets_advanced(t, 7, &off) && off == 5100);
+	CHECK(tr_offsets_track(t, -1, 1) == TR_EINVAL);
+	tr_offsets_free(t);
+}
+
+static void test_hostq(void)
+{
+	tr_hostq *q = tr_hostq_new(1000, 1);
+	const char *key = NULL;
+	int items[6];
+	CHECK(q != NULL);
+	CHECK(tr_hostq_push(q, "a:80", &items[0]) == TR_OK);
+	CHECK(tr_hostq_push(q, "a:80", &items[1]) == TR_OK);
+	CHECK(tr_hostq_push(q, "b:80", &items[2]) == TR_OK);
+	CHECK(tr_hostq_queued(q) == 3);
+	/* at t=0 both hosts may start once; FIFO within a host */
+	void *x = tr_hostq_pop_ready(q, 0, &key);
+	void *y = tr_hostq_pop_ready(q, 0, &key);
+	CHECK((x == &items[0] && y == &items[2]) || (x == &items[2] && y == &items[0]));
+	/* a:80 has one connection busy: nothing more even after the delay */
+	CHECK(tr_hostq_pop_ready(q, 5000, &key) == NULL);
+	tr_hostq_release(q, "a:80", 300);
+	/* released at 300 but the delay runs from the start at 0: ready at 1000 */
+	CHECK(tr_hostq_next_ready_ms(q) == 1000);
+	CHECK(tr_hostq_pop_ready(q, 999, &key) == NULL);
+	CHECK(tr_hostq_pop_ready(q, 1000, &key) == &items[1]);
+	CHECK(strcmp(key, "a:80") == 0);
+	/* refund: a start that sent nothing restores the previous time */
+	tr_hostq_release(q, "a:80", 1000);
+	CHECK(tr_hostq_push(q, "a:80", &items[3]) == TR_OK);
+	CHECK(tr_hostq_pop_ready(q, 2000, &key) == &items[3]);
+	tr_hostq_refund(q, "a:80");
+	CHECK(tr_hostq_push(q, "a:80", &items[4]) == TR_OK);
+	CHECK(tr_hostq_pop_ready(q, 2000, &key) == &items[4]);
+	tr_hostq_release(q, "a:80", 2000);
+	/* defer and per-host delay */
+	tr_hostq_defer(q, "a:80", 10000);
+	CHECK(tr_hostq_push(q, "a:80", &items[5]) == TR_OK);
+	CHECK(tr_hostq_pop_ready(q, 9999, &key) == NULL);
+	CHECK(tr_hostq_pop_ready(q, 10000, &key) == &items[5]);
+	tr_hostq_release(q, "a:80", 10000);
+	tr_hostq_set_delay(q, "a:80", 5000);
+	CHECK(tr_hostq_push(q, "a:80", &items[0]) == TR_OK);
+	CHECK(tr_hostq_pop_ready(q, 14999, &key) == NULL);
+	CHECK(tr_hostq_pop_ready(q, 15000, &key) == &items[0]);
+	CHECK(tr_hostq_queued(q) == 0);
+	tr_hostq_free(q, NULL);
+
+	/* two connections per host, zero delay: exactly two concurrent */
+	q = tr_hostq_new(0, 2);
+	for (int i = 0; i < 5; i++)
+		tr_hostq_push(q, "c:80", &items[i]);
+	CHECK(tr_hostq_pop_ready(q, 0, &key) != NULL);
+	CHECK(tr_hostq_pop_ready(q, 0, &key) != NULL);
+	CHECK(tr_hostq_pop_ready(q, 0, &key) == NULL);
+	tr_hostq_free(q, NULL);
+
+	/* many hosts: the one ready first comes first */
+	q = tr_hostq_new(100, 1);
+	char name[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "h%d:80", i);
+		tr_hostq_push(q, name, &items[i % 6]);
+		tr_hostq_defer(q, name, 10000 - i);
+	}
+	CHECK(tr_hostq_hosts(q) == 3000);
+	CHECK(tr_hostq_next_ready_ms(q) == 10000 - 2999);
+	CHECK(tr_hostq_pop_ready(q, 7001, &key) != NULL && strcmp(key, "h2999:80") == 0);
+	tr_hostq_free(q, NULL);
+}
+
+static void test_jsonw(void)
+{
+	tr_buf b;
+	tr_buf_init(&b, 1024);
+	CHECK(tr_jsonw_str(&b, "a\"b\\c\n\t\x01", 8) == TR_OK);
+	CHECK_STR(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+	tr_buf_reset(&b);
+	/* valid UTF-8 kept, invalid bytes replaced */
+	CHECK(tr_jsonw_str(&b, "\xc3\xa9\xff\xe2\x82", 5) == TR_OK);
+	CHECK_STR(b.data, "\"\xc3\xa9\\ufffd\\ufffd\\ufffd\"");
+	tr_buf_reset(&b);
+	/* overlong encoding and surrogates are invalid */
+	CHECK(tr_jsonw_str(&b, "\xc0\xaf\xed\xa0\x80", 5) == TR_OK);
+	CHECK_STR(b.data, "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+	tr_buf_reset(&b);
+	CHECK(tr_jsonw_kv_str(&b, true, "k", "v") == TR_OK);
+	CHECK(tr_jsonw_kv_int(&b, false, "n", -5) == TR_OK);
+	CHECK(tr_jsonw_kv_bool(&b, false, "t", true) == TR_OK);
+	CHECK_STR(b.data, "\"k\":\"v\",\"n\":-5,\"t\":true");
+	tr_buf_free(&b);
+	/* the cap holds */
+	tr_buf_init(&b, 4);
+	CHECK(tr_buf_add(&b, "abcd", 4) == TR_OK);
+	CHECK(tr_buf_add(&b, "e", 1) == TR_ETOOBIG);
+	CHECK(b.len == 4);
+	tr_buf_free(&b);
+}
+
+static void test_head_rule(void)
+{
+	const char *exts = "pdf,png,tar";
+	CHECK(tr_page_wants_head("http://a/x/report.pdf", exts));
+	CHECK(tr_page_wants_head("http://a/x/IMG.PNG?size=2", exts));
+	CHECK(!tr_page_wants_head("http://a/x/report.pdf.html", exts));
+	CHECK(!tr_page_wants_head("http://a/x.pdf/page", exts));
+	CHECK(!tr_page_wants_head("http://a/", exts));
+	CHECK(!tr_page_wants_head("http://a.pdf", exts));
+	CHECK(!tr_page_wants_head("http://a/x/report.pdf", ""));
+	CHECK(!tr_page_wants_head("http://a/x/file.ta", exts));
+	CHECK(tr_page_is_html_type("text/html; charset=utf-8"));
+	CHECK(tr_page_is_html_type("application/xhtml+xml"));
+	CHECK(!tr_page_is_html_type("text/plain"));
+	CHECK(!tr_page_is_html_type(NULL));
+}
+
+int main(void)
+{
+	test_offsets();
+	test_hostq();
+	test_jsonw();
+	test_head_rule();
+	return check_summary();
+}

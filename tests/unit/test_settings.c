@@ -1,0 +1,127 @@
+/* test_settings.c - option precedence (default < file < env < flag), the
+ * kafka.* pass-through and every kind of invalid-value message. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "settings.h"
+
+static int load(tr_settings *s, unsigned exe, int argc, const char **argv, char *err, size_t n)
+{
+	char **pos = NULL;
+	int npos = 0;
+	bool help = false;
+	int rc = tr_settings_load(s, exe, argc, (char **)argv, &pos, &npos, &help, err, n);
+	free(pos);
+	return rc;
+}
+
+int main(void)
+{
+	tr_settings s;
+	char err[512];
+	char path[] = "/tmp/trawler-settings-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	fprintf(f, "# comment\ndelay = 2.5\nhost-connections = 3\nuser-agent = from-file\n"
+		   "kafka.linger.ms = 7\n");
+	fclose(f);
+
+	/* defaults */
+	const char *a0[] = {"p"};
+	unsetenv("TRAWLER_DELAY");
+	unsetenv("TRAWLER_CONFIG");
+	CHECK(load(&s, TR_EXE_PRODUCER, 1, a0, err, sizeof(err)) == TR_OK);
+	CHECK(s.delay == 1.0 && s.host_connections == 1 && s.concurrency == 256);
+	CHECK_STR(s.brokers, "127.0.0.1:9092");
+	tr_settings_free(&s);
+
+	/* file < env < flag */
+	const char *a1[] = {"p", "--config", path};
+	CHECK(load(&s, TR_EXE_PRODUCER, 3, a1, err, sizeof(err)) == TR_OK);
+	CHECK(s.delay == 2.5 && s.host_connections == 3);
+	CHECK_STR(s.user_agent, "from-file");
+	CHECK(s.kafka_count == 1);
+	CHECK_STR(s.kafka_keys[0], "linger.ms");
+	CHECK_STR(s.kafka_values[0], "7");
+	tr_settings_free(&s);
+
+	setenv("TRAWLER_DELAY", "4", 1);
+	CHECK(load(&s, TR_EXE_PRODUCER, 3, a1, err, sizeof(err)) == TR_OK);
+	CHECK(s.delay == 4.0 && s.host_connections == 3);
+	tr_settings_free(&s);
+
+	const char *a2[] = {"p", "--config", path, "--delay", "0.5", "--kafka.linger.ms=9",
+			    "--exit-when-done"};
+	CHECK(load(&s, TR_EXE_PRODUCER, 7, a2, err, sizeof(err)) == TR_OK);
+	CHECK(s.delay == 0.5 && s.exit_when_done);
+	CHECK(s.kafka_count == 1);
+	CHECK_STR(s.kafka_values[0], "9");
+	tr_settings_free(&s);
+	unsetenv("TRAWLER_DELAY");
+
+	/* TRAWLER_CONFIG names the file too */
+	setenv("TRAWLER_CONFIG", path, 1);
+	CHECK(load(&s, TR_EXE_PRODUCER, 1, a0, err, sizeof(err)) == TR_OK);
+	CHECK(s.delay == 2.5);
+	tr_settings_free(&s);
+	unsetenv("TRAWLER_CONFIG");
+
+	/* --no-NAME and --name=value */
+	const char *a3[] = {"p", "--robots=false", "--no-allow-private", "--timeout=3"};
+	CHECK(load(&s, TR_EXE_PRODUCER, 4, a3, err, sizeof(err)) == TR_OK);
+	CHECK(!s.robots && !s.allow_private && s.timeout == 3.0);
+	tr_settings_free(&s);
+
+	/* invalid values: the message names the option and the accepted range */
+	struct {
+		const char *flag, *value, *want;
+	} bad[] = {
+		{"--delay", "abc", "option delay: invalid value 'abc' (accepted: number 0..3600)"},
+		{"--delay", "-1", "option delay: invalid value '-1' (accepted: number 0..3600)"},
+		{"--delay", "nan", "option delay: invalid value 'nan' (accepted: number 0..3600)"},
+		{"--host-connections", "0",
+		 "option host-connections: invalid value '0' (accepted: integer 1..1000)"},
+		{"--concurrency", "12x",
+		 "option concurrency: invalid value '12x' (accepted: integer 1..10000)"},
+		{"--exit-when-done=maybe", NULL,
+		 "option exit-when-done: invalid value 'maybe' (accepted: true or false)"},
+		{"--log-format", "xml",
+		 "option log-format: invalid value 'xml' (accepted: logfmt, json)"},
+		{"--log-level", "loud",
+		 "option log-level: invalid value 'loud' (accepted: debug, info, warn, error)"},
+		{"--crawl-id", "a b",
+		 "option crawl-id: invalid value 'a b' (accepted: letters, digits, - _ .)"},
+		{"--bogus", "1", "unknown option --bogus (see --help)"},
+		{"--delay", NULL, "option --delay: missing value"},
+		{"--out", "x", "unknown option --out (see --help)"}, /* consumer-only */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *av[] = {"p", bad[i].flag, bad[i].value};
+		int ac = bad[i].value ? 3 : 2;
+		err[0] = '\0';
+		CHECK(load(&s, TR_EXE_PRODUCER, ac, av, err, sizeof(err)) == TR_EINVAL);
+		if (!strstr(err, bad[i].want)) {
+			check_failed++;
+			fprintf(stderr, "case %zu: message '%s' lacks '%s'\n", i, err, bad[i].want);
+		} else {
+			check_passed++;
+		}
+		tr_settings_free(&s);
+	}
+	/* env and file errors name their source */
+	setenv("TRAWLER_TIMEOUT", "0", 1);
+	CHECK(load(&s, TR_EXE_PRODUCER, 1, a0, err, sizeof(err)) == TR_EINVAL);
+	CHECK(strstr(err, "TRAWLER_TIMEOUT: option timeout: invalid value '0'") != NULL);
+	tr_settings_free(&s);
+	unsetenv("TRAWLER_TIMEOUT");
+	f = fopen(path, "w");
+	fprintf(f, "delay = 1\nnot-an-option = 3\n");
+	fclose(f);
+	CHECK(load(&s, TR_EXE_PRODUCER, 3, a1, err, sizeof(err)) == TR_EINVAL);
+	CHECK(strstr(err, ":2: unknown option 'not-an-option'") != NULL);
+	tr_settings_free(&s);
+	unlink(path);
+	return check_summary();
+}
