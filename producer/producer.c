@@ -15,48 +15,12 @@
 #include "log.h"
 #include "offsets.h"
 #include "producer.h"
+#include "producer_int.h"
+#include "robots_gate.h"
 #include "redis.h"
 #include "url.h"
 
-#define CONSUME_BATCH 512
-#define HOST_KEY_MAX 300
-#define COMPLETION_CHECK_MS 500
-#define STATS_LOG_MS 10000
-
-/* One consumed crawl request, from the frontier until its result is acked. */
-typedef struct job {
-	Trawler__V1__CrawlRequest *req;
-	int32_t partition;
-	int64_t offset;
-	uint32_t gen;
-	char host_key[HOST_KEY_MAX];
-} job;
-
-/* Delivery token of a produced message (frees with the report). */
-typedef struct token {
-	int32_t partition;
-	int64_t offset;
-	uint32_t gen;
-} token;
-
-typedef struct prod {
-	const tr_settings *s;
-	rd_kafka_t *kc; /* frontier consumer */
-	rd_kafka_queue_t *cq;
-	rd_kafka_t *kp; /* pages producer */
-	rd_kafka_topic_partition_list_t *assigned;
-	bool paused;
-	uint32_t gen; /* bumped at every rebalance: older tokens are stale */
-	tr_offsets *offs;
-	tr_hostq *hq;
-	tr_fetcher *fetcher;
-	tr_redis *redis;
-	int kpipe[2]; /* librdkafka queue wake-ups */
-	bool fatal;
-	unsigned long long consumed, fetched, produced, failed, dead, retries;
-} prod;
-
-static void job_free(void *p)
+void job_free(void *p)
 {
 	job *j = p;
 	if (!j)
@@ -163,7 +127,7 @@ static int publish_result(prod *p, const Trawler__V1__FetchResult *res, const ch
 }
 
 /* A request that cannot be fetched at all still gets its one result. */
-static void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg)
+void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg)
 {
 	Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
 	res.request = j->req;
@@ -215,8 +179,14 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
 	prod *p = payload;
 	job *j = ctx;
 	int64_t now = tr_mono_ms();
-	p->fetched++;
 	tr_hostq_release(p->hq, j->host_key, now);
+	if (j->is_robots) {
+		robots_gate_done(p, j, res, now);
+		j->req = NULL; /* owned and freed by the fetcher */
+		job_free(j);
+		return false;
+	}
+	p->fetched++;
 	if (retryable(res) && res->request->attempt < (uint32_t)p->s->max_attempts &&
 	    !tr_lifecycle_stopping() && j->gen == p->gen) {
 		/* Retry in this process without blocking anything else: the host
@@ -330,6 +300,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* commit what is finished; queued requests go back to Kafka */
 		rd_kafka_commit(rk, NULL, 0);
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL);
+		robots_gate_drop_parked(p->robots);
 		for (int i = 0; i < parts->cnt; i++)
 			tr_offsets_reset(p->offs, parts->elems[i].partition);
 		rd_kafka_assign(rk, NULL);
@@ -342,7 +313,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void backpressure(prod *p)
 {
-	size_t q = tr_hostq_queued(p->hq);
+	size_t q = tr_hostq_queued(p->hq) + robots_gate_parked(p->robots);
 	size_t max = (size_t)p->s->max_queued;
 	if (!p->paused && q >= max) {
 		p->paused = true;
@@ -355,6 +326,49 @@ static void backpressure(prod *p)
 	}
 }
 
+/* The robots.txt fetch of a host could not even start: same as no answer. */
+static void robots_start_failed(prod *p, job *rj, int64_t now)
+{
+	Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
+	res.error = TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
+	tr_hostq_release(p->hq, rj->host_key, now);
+	robots_gate_done(p, rj, &res, now);
+	job_free(rj);
+}
+
+/* Pass j through the robots.txt gate. Returns the job to fetch now (j, or
+ * the host's robots.txt fetch), or NULL when there is nothing to fetch. */
+static job *gate(prod *p, job *j, int64_t now)
+{
+	const char *why = NULL;
+	if (!p->robots || j->is_robots)
+		return j;
+	switch (robots_gate_check(p, j, now, &why)) {
+	case GATE_ALLOW:
+		return j;
+	case GATE_DENY:
+		tr_hostq_refund(p->hq, j->host_key);
+		publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED, why);
+		job_free(j);
+		return NULL;
+	case GATE_PARKED:
+		tr_hostq_refund(p->hq, j->host_key);
+		return NULL;
+	case GATE_FETCH: {
+		/* the host's start slot goes to its robots.txt */
+		job *rj = robots_gate_fetch_job(j);
+		if (!rj) { /* out of memory: as if robots.txt did not answer */
+			Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
+			res.error = TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
+			tr_hostq_release(p->hq, j->host_key, now);
+			robots_gate_done(p, j, &res, now); /* uses only the host key */
+		}
+		return rj;
+	}
+	}
+	return j;
+}
+
 static void start_ready(prod *p)
 {
 	int64_t now = tr_mono_ms();
@@ -363,6 +377,13 @@ static void start_ready(prod *p)
 		job *j = tr_hostq_pop_ready(p->hq, now, &key);
 		if (!j)
 			break;
+		if (!(j = gate(p, j, now)))
+			continue;
+		if (j->is_robots) {
+			if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK)
+				robots_start_failed(p, j, now);
+			continue;
+		}
 		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
 			tr_hostq_release(p->hq, j->host_key, now);
 			publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_OTHER,
@@ -429,6 +450,8 @@ static int setup(prod *p, const tr_settings *s)
 	fo.allow_address = s->allow_address;
 	fo.ca_file = s->ca_file;
 	fo.worker_id = s->worker_id;
+	if (s->robots && !(p->robots = robots_gate_new(s->user_agent)))
+		return TR_ENOMEM;
 	if (!p->offs || !p->hq)
 		return TR_ENOMEM;
 	int frc = tr_fetcher_new(&p->fetcher, &fo, on_fetched, p);
@@ -454,6 +477,7 @@ static void teardown(prod *p)
 	if (p->kp)
 		rd_kafka_destroy(p->kp);
 	tr_fetcher_free(p->fetcher);
+	robots_gate_free(p->robots);
 	tr_hostq_free(p->hq, job_free);
 	tr_offsets_free(p->offs);
 	tr_redis_free(p->redis);
@@ -502,6 +526,7 @@ int tr_producer_run(const tr_settings *s)
 			tr_log(TR_LOG_INFO, complete ? "crawl complete, stopping" : "stopping", 0);
 			/* queued requests are not started; they stay uncommitted */
 			tr_hostq_drop_if(p.hq, job_any, job_drop, NULL);
+			robots_gate_drop_parked(p.robots);
 		}
 		tr_fetcher_perform(p.fetcher);
 		rd_kafka_poll(p.kp, 0);

@@ -1,0 +1,61 @@
+/* producer_int.h - trawler-producer's internal types, shared by its files. */
+#ifndef TR_PRODUCER_INT_H
+#define TR_PRODUCER_INT_H
+
+#include "fetch.h"
+#include "hostq.h"
+#include "kafka.h"
+#include "offsets.h"
+#include "redis.h"
+#include "settings.h"
+
+#define CONSUME_BATCH 512
+#define HOST_KEY_MAX 300
+#define COMPLETION_CHECK_MS 500
+#define STATS_LOG_MS 10000
+
+/* One consumed crawl request, from the frontier until its result is acked. */
+typedef struct job {
+	Trawler__V1__CrawlRequest *req;
+	int32_t partition;
+	int64_t offset;
+	uint32_t gen;
+	char host_key[HOST_KEY_MAX];
+	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
+} job;
+
+/* Delivery token of a produced message (frees with the report). */
+typedef struct token {
+	int32_t partition;
+	int64_t offset;
+	uint32_t gen;
+} token;
+
+struct robots_gate;
+
+typedef struct prod {
+	const tr_settings *s;
+	rd_kafka_t *kc; /* frontier consumer */
+	rd_kafka_queue_t *cq;
+	rd_kafka_t *kp; /* pages producer */
+	rd_kafka_topic_partition_list_t *assigned;
+	bool paused;
+	uint32_t gen; /* bumped at every rebalance: older tokens are stale */
+	tr_offsets *offs;
+	tr_hostq *hq;
+	tr_fetcher *fetcher;
+	tr_redis *redis;
+	struct robots_gate *robots;
+	int kpipe[2]; /* librdkafka queue wake-ups */
+	bool fatal;
+	unsigned long long consumed, fetched, produced, failed, dead, retries;
+} prod;
+
+/* Free a job and its request. */
+void job_free(void *p);
+
+/* Publish the one result of a request that was not fetched (bad URL,
+ * robots.txt refusal, ...). */
+void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg);
+
+#endif
