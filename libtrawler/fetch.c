@@ -29,6 +29,9 @@ typedef struct xfer {
 	bool truncated;
 	bool blocked;
 	bool running;
+	bool type_refused; /* final response's Content-Type not in the allow list */
+	bool body_refused; /* ... and it had a body, which was not downloaded */
+	bool hdr_too_big;
 	struct xfer *next_free;
 	struct xfer *next_all; /* every transfer ever created, for cleanup */
 } xfer;
@@ -41,6 +44,7 @@ struct tr_fetcher {
 	char *worker_id;
 	char *allow_address;
 	char *ca_file;
+	char *content_types;
 	tr_fetch_done_cb cb;
 	void *payload;
 	xfer *free_list;
@@ -69,6 +73,21 @@ const char *tr_fetch_error_name(Trawler__V1__FetchError e)
 	}
 }
 
+bool tr_fetch_type_allowed(const char *list, const char *content_type)
+{
+	if (!list || !*list || strcmp(list, "*") == 0 || !content_type || !*content_type)
+		return true;
+	size_t tlen = strcspn(content_type, "; \t");
+	for (const char *e = list; *e;) {
+		size_t n = strcspn(e, ",");
+		if (n && n <= tlen && strncasecmp(e, content_type, n) == 0 &&
+		    (n == tlen || e[n - 1] == '/'))
+			return true;
+		e += n + (e[n] == ',');
+	}
+	return false;
+}
+
 const char *tr_fetch_header(const Trawler__V1__FetchResult *res, const char *name)
 {
 	for (size_t i = 0; i < res->n_headers; i++)
@@ -93,30 +112,34 @@ int64_t tr_fetch_retry_after_ms(const Trawler__V1__FetchResult *res)
 	return ms < 0 ? 0 : ms;
 }
 
+/* IPv4 address in host byte order: loopback, private, ...? */
+static bool v4_is_private(uint32_t a)
+{
+	return (a >> 24) == 0 ||               /* 0.0.0.0/8 */
+	       (a >> 24) == 10 ||              /* 10/8 */
+	       (a >> 24) == 127 ||             /* loopback */
+	       (a >> 16) == 0xA9FE ||          /* 169.254/16 link-local */
+	       (a >> 20) == 0xAC1 ||           /* 172.16/12 */
+	       (a >> 16) == 0xC0A8 ||          /* 192.168/16 */
+	       (a >> 22) == (100u << 2 | 1) || /* 100.64/10 CGNAT */
+	       (a >> 28) >= 0xE;               /* 224/4 multicast, 240/4 reserved */
+}
+
 bool tr_fetch_addr_is_private(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-		return (a >> 24) == 0 ||                 /* 0.0.0.0/8 */
-		       (a >> 24) == 10 ||                /* 10/8 */
-		       (a >> 24) == 127 ||               /* loopback */
-		       (a >> 16) == 0xA9FE ||            /* 169.254/16 link-local */
-		       (a >> 20) == 0xAC1 ||             /* 172.16/12 */
-		       (a >> 16) == 0xC0A8 ||            /* 192.168/16 */
-		       (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10 CGNAT */
-		       (a >> 28) == 0xE ||               /* 224/4 multicast */
-		       (a >> 28) == 0xF;                 /* 240/4 reserved, broadcast */
+		struct sockaddr_in v4;
+		memcpy(&v4, sa, sizeof(v4));
+		return v4_is_private(ntohl(v4.sin_addr.s_addr));
 	}
 	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		struct sockaddr_in6 v6;
+		memcpy(&v6, sa, sizeof(v6));
+		const struct in6_addr *a6 = &v6.sin6_addr;
 		const unsigned char *b = a6->s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			struct sockaddr_in v4;
-			memset(&v4, 0, sizeof(v4));
-			v4.sin_family = AF_INET;
-			memcpy(&v4.sin_addr, b + 12, 4);
-			return tr_fetch_addr_is_private((const struct sockaddr *)&v4);
-		}
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			return v4_is_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+					     (uint32_t)b[14] << 8 | b[15]);
 		return IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
 		       IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_MULTICAST(a6) ||
 		       (b[0] & 0xFE) == 0xFC; /* fc00::/7 unique local */
@@ -172,10 +195,16 @@ int tr_fetch_addr_in_list(const char *cidrs, const struct sockaddr *sa)
 			bits = b;
 		}
 		if (sa && sa->sa_family == fam) {
-			const unsigned char *have =
-				fam == AF_INET
-					? (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr
-					: ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+			unsigned char have[16];
+			if (fam == AF_INET) {
+				struct sockaddr_in v4;
+				memcpy(&v4, sa, sizeof(v4));
+				memcpy(have, &v4.sin_addr, 4);
+			} else {
+				struct sockaddr_in6 v6;
+				memcpy(&v6, sa, sizeof(v6));
+				memcpy(have, v6.sin6_addr.s6_addr, 16);
+			}
 			if (prefix_match(have, addr, fam == AF_INET ? 4 : 16, bits))
 				found = 1;
 		}
@@ -200,6 +229,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	xfer *x = ud;
 	size_t len = size * n;
+	if (x->type_refused) {
+		x->body_refused = true;
+		return 0; /* abort: the body is not wanted */
+	}
 	if (tr_buf_add(&x->body, p, len) != TR_OK) {
 		x->truncated = true;
 		/* keep what fits, then abort the transfer */
@@ -237,10 +270,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	}
 	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
 		note_hop(x);
+		if (x->cur_status >= 200 && (x->cur_status < 300 || x->cur_status > 399)) {
+			char *ct = NULL;
+			curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+			x->type_refused = !tr_fetch_type_allowed(x->f->content_types, ct);
+		}
 		return len;
 	}
-	if (tr_buf_add(&x->hdr, p, len) != TR_OK)
+	if (tr_buf_add(&x->hdr, p, len) != TR_OK) {
+		x->hdr_too_big = true;
 		return 0; /* header block over the cap: abort */
+	}
 	return len;
 }
 
@@ -256,9 +296,11 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 	f->worker_id = strdup(opts->worker_id ? opts->worker_id : "");
 	f->allow_address = strdup(opts->allow_address ? opts->allow_address : "");
 	f->ca_file = strdup(opts->ca_file ? opts->ca_file : "");
+	f->content_types = strdup(opts->content_types ? opts->content_types : "*");
 	f->multi = curl_multi_init();
 	f->share = curl_share_init();
-	if (!f->user_agent || !f->worker_id || !f->allow_address || !f->ca_file || !f->multi ||
+	if (!f->user_agent || !f->worker_id || !f->allow_address || !f->ca_file ||
+	    !f->content_types || !f->multi ||
 	    !f->share) {
 		tr_fetcher_free(f);
 		return TR_ENOMEM;
@@ -287,6 +329,7 @@ static void xfer_clear(xfer *x)
 	tr_buf_reset(&x->body);
 	tr_buf_reset(&x->hdr);
 	x->truncated = x->blocked = false;
+	x->type_refused = x->body_refused = x->hdr_too_big = false;
 	x->cur_status = 0;
 	if (x->req)
 		trawler__v1__crawl_request__free_unpacked(x->req, NULL);
@@ -318,6 +361,7 @@ void tr_fetcher_free(tr_fetcher *f)
 	free(f->worker_id);
 	free(f->allow_address);
 	free(f->ca_file);
+	free(f->content_types);
 	free(f);
 }
 
@@ -403,8 +447,9 @@ static Trawler__V1__FetchError map_error(CURLcode c, const xfer *x)
 	case CURLE_OK:
 		return TRAWLER__V1__FETCH_ERROR__ERROR_NONE;
 	case CURLE_WRITE_ERROR:
-		return x->truncated ? TRAWLER__V1__FETCH_ERROR__ERROR_NONE
-				    : TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
+		return x->truncated      ? TRAWLER__V1__FETCH_ERROR__ERROR_NONE
+		       : x->body_refused ? TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE
+					 : TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return TRAWLER__V1__FETCH_ERROR__ERROR_DNS;
@@ -503,12 +548,22 @@ static void finish(tr_fetcher *f, xfer *x, CURLcode code)
 	res.final_url = eff ? eff : x->req->url;
 	res.error = map_error(code, x);
 	if (res.error != TRAWLER__V1__FETCH_ERROR__ERROR_NONE) {
-		snprintf(errbuf, sizeof(errbuf), "%s", x->blocked ? "target address is private "
-							  "(use --allow-private to allow)"
-							: curl_easy_strerror(code));
+		if (x->blocked)
+			snprintf(errbuf, sizeof(errbuf),
+				 "target address is private (use --allow-private to allow)");
+		else if (x->body_refused)
+			snprintf(errbuf, sizeof(errbuf),
+				 "content type '%s' not in the allow list: body not downloaded",
+				 ctype ? ctype : "");
+		else if (x->hdr_too_big)
+			snprintf(errbuf, sizeof(errbuf), "response headers over %d bytes",
+				 MAX_HEADER_BYTES);
+		else
+			snprintf(errbuf, sizeof(errbuf), "%s", curl_easy_strerror(code));
 		res.error_message = errbuf;
-		/* a transport failure has no trustworthy final response */
-		if (code != CURLE_TOO_MANY_REDIRECTS)
+		/* a transport failure has no trustworthy final response; a refused
+		 * body or a redirect loop still has a status worth reporting */
+		if (code != CURLE_TOO_MANY_REDIRECTS && !x->body_refused)
 			status = 0;
 	}
 	res.status = (uint32_t)status;

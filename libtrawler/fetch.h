@@ -23,6 +23,8 @@ typedef struct tr_fetch_opts {
 	bool allow_private;     /* allow loopback/private/link-local targets */
 	const char *allow_address; /* CIDR list exempt from the guard ("" = none) */
 	const char *ca_file;    /* extra PEM CA bundle ("" = none) */
+	const char *content_types; /* media types whose bodies are downloaded
+				      (comma list, "type/" = prefix, "*" = all) */
 	const char *worker_id;
 } tr_fetch_opts;
 
@@ -61,6 +63,11 @@ int tr_fetcher_running(const tr_fetcher *f);
 /* True when `sa` is a loopback, private, link-local, multicast, CGNAT or
  * unspecified address (the SSRF guard's definition). */
 bool tr_fetch_addr_is_private(const struct sockaddr *sa);
+
+/* Is `content_type` (a Content-Type value, parameters ignored) in the comma
+ * list `list`? "text/html" matches exactly (case-insensitive), "text/"
+ * matches any text type, "*", an empty list or an empty type match all. */
+bool tr_fetch_type_allowed(const char *list, const char *content_type);
 
 /* Value of the first header `name` (case-insensitive) of the final
  * response, or NULL. Points into res. */

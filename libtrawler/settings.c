@@ -78,6 +78,12 @@ static const opt options[] = {
 	 "Addresses exempt from the private-address guard: CIDR list, e.g. 10.1.0.0/16,::1/128."},
 	{"ca-file", OPT_STRING, "", O(ca_file), 0, 0, TR_EXE_PRODUCER,
 	 "Extra PEM CA bundle trusted for HTTPS (the system store is used too)."},
+	{"content-types", OPT_STRING,
+	 "text/html,application/xhtml+xml,text/plain,text/xml,application/xml,application/json,"
+	 "application/ld+json,application/rss+xml,application/atom+xml,text/csv",
+	 O(content_types), 0, 0, TR_EXE_PRODUCER,
+	 "Bodies downloaded only for these media types (decided from the headers; `type/` is a "
+	 "prefix, `*` all); others are reported with error content_type."},
 	{"robots", OPT_BOOL, "true", O(robots), 0, 0, TR_EXE_PRODUCER,
 	 "Obey robots.txt (RFC 9309) for the user agent's product token."},
 	{"robots-ttl", OPT_DOUBLE, "3600", O(robots_ttl), 1, 2592000, TR_EXE_PRODUCER,

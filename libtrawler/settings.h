@@ -53,6 +53,7 @@ typedef struct tr_settings {
 	long max_attempts;
 	char *allow_address;
 	char *ca_file;
+	char *content_types;
 	bool robots;
 	double robots_ttl;
 	double robots_retry;

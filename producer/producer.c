@@ -449,6 +449,7 @@ static int setup(prod *p, const tr_settings *s)
 	fo.allow_private = s->allow_private;
 	fo.allow_address = s->allow_address;
 	fo.ca_file = s->ca_file;
+	fo.content_types = s->content_types;
 	fo.worker_id = s->worker_id;
 	if (s->robots && !(p->robots = robots_gate_new(s->user_agent)))
 		return TR_ENOMEM;

@@ -3,7 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "buf.h"
+#include "fetch.h"
 #include "check.h"
 #include "hostq.h"
 #include "jsonw.h"
@@ -163,8 +167,69 @@ static void test_head_rule(void)
 	CHECK(!tr_page_is_html_type(NULL));
 }
 
+static bool addr_check(const char *list, const char *ip, int *priv)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		a->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, ip, &a->sin6_addr);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		a->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &a->sin_addr);
+	}
+	*priv = tr_fetch_addr_is_private((struct sockaddr *)&ss);
+	return tr_fetch_addr_in_list(list, (struct sockaddr *)&ss) == 1;
+}
+
+static void test_fetch_rules(void)
+{
+	int priv = 0;
+	/* the SSRF guard's idea of private */
+	const char *private_ips[] = {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+				     "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+				     "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1",
+				     "fc00::1", "::ffff:127.0.0.1", "ff02::1"};
+	for (size_t i = 0; i < sizeof(private_ips) / sizeof(*private_ips); i++) {
+		addr_check("", private_ips[i], &priv);
+		CHECK(priv == 1);
+	}
+	const char *public_ips[] = {"8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:db8::1",
+				    "::ffff:8.8.8.8"};
+	for (size_t i = 0; i < sizeof(public_ips) / sizeof(*public_ips); i++) {
+		addr_check("", public_ips[i], &priv);
+		CHECK(priv == 0);
+	}
+	/* the allow-list */
+	CHECK(addr_check("127.0.0.2/32", "127.0.0.2", &priv));
+	CHECK(!addr_check("127.0.0.2/32", "127.0.0.1", &priv));
+	CHECK(addr_check("10.0.0.0/8,127.0.0.2", "10.200.1.1", &priv));
+	CHECK(addr_check("10.0.0.0/8,127.0.0.2", "127.0.0.2", &priv));
+	CHECK(addr_check("::1/128", "::1", &priv));
+	CHECK(!addr_check("::1/128", "127.0.0.1", &priv));
+	CHECK(addr_check("172.16.0.0/12", "172.20.3.4", &priv));
+	CHECK(!addr_check("172.16.0.0/12", "172.32.3.4", &priv));
+	CHECK(tr_fetch_addr_in_list("10.0.0.0/33", NULL) == TR_EINVAL);
+	CHECK(tr_fetch_addr_in_list("not-an-ip", NULL) == TR_EINVAL);
+	CHECK(tr_fetch_addr_in_list("10.0.0.0/", NULL) == TR_EINVAL);
+	CHECK(tr_fetch_addr_in_list("", NULL) == 0);
+	/* content-type allow list */
+	const char *list = "text/html,application/json,image/";
+	CHECK(tr_fetch_type_allowed(list, "text/html; charset=utf-8"));
+	CHECK(tr_fetch_type_allowed(list, "TEXT/HTML"));
+	CHECK(tr_fetch_type_allowed(list, "image/png"));
+	CHECK(!tr_fetch_type_allowed(list, "text/htmlx"));
+	CHECK(!tr_fetch_type_allowed(list, "application/pdf"));
+	CHECK(!tr_fetch_type_allowed(list, "text/plain"));
+	CHECK(tr_fetch_type_allowed(list, NULL));
+	CHECK(tr_fetch_type_allowed("*", "application/pdf"));
+}
+
 int main(void)
 {
+	test_fetch_rules();
 	test_offsets();
 	test_hostq();
 	test_jsonw();
