@@ -32,9 +32,19 @@ cmd_start() {
   rm -f "$dir/env"
   redis_url=$("$HERE/redis.sh" start "$dir") || die "Redis did not start (see above)"
   t0=$EPOCHREALTIME
+  # One retry on fresh ports and storage: a loaded machine (or a port
+  # taken between choosing and binding) can make a first start fail.
   if ! brokers=$("$HERE/kafka.sh" start "$dir"); then
-    "$HERE/redis.sh" stop "$dir" || true
-    die "Kafka did not start (see above); Redis stopped again"
+    "$HERE/kafka.sh" stop "$dir" >/dev/null 2>&1 || true
+    if [ -d "$dir/kafka" ]; then
+      rm -rf "$dir/kafka.failed"
+      mv "$dir/kafka" "$dir/kafka.failed"
+    fi
+    say "Kafka did not start; retrying once (first attempt's logs in $dir/kafka.failed)"
+    if ! brokers=$("$HERE/kafka.sh" start "$dir"); then
+      "$HERE/redis.sh" stop "$dir" || true
+      die "Kafka did not start (see above); Redis stopped again"
+    fi
   fi
   secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
   {

@@ -17,6 +17,25 @@ static int load(tr_settings *s, unsigned exe, int argc, const char **argv, char 
 	return rc;
 }
 
+extern char **environ;
+
+/* The tests run inside test.sh, which exports TRAWLER_* for the services. */
+static void clear_trawler_env(void)
+{
+	for (;;) {
+		char name[256] = "";
+		for (char **e = environ; *e; e++) {
+			if (strncmp(*e, "TRAWLER_", 8) == 0) {
+				snprintf(name, sizeof(name), "%.*s", (int)strcspn(*e, "="), *e);
+				break;
+			}
+		}
+		if (!name[0])
+			break;
+		unsetenv(name);
+	}
+}
+
 int main(void)
 {
 	tr_settings s;
@@ -24,6 +43,7 @@ int main(void)
 	char path[] = "/tmp/trawler-settings-XXXXXX";
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
+	clear_trawler_env();
 	fprintf(f, "# comment\ndelay = 2.5\nhost-connections = 3\nuser-agent = from-file\n"
 		   "kafka.linger.ms = 7\n");
 	fclose(f);
