@@ -17,6 +17,7 @@
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "page.h"
 #include "redis.h"
 #include "url.h"
@@ -124,6 +125,8 @@ static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason
 		return;
 	trawler__v1__dead_letter__pack(&dl, buf);
 	c->dead++;
+	const char *stage[] = {"consumer:decode"};
+	tr_metrics_inc(TR_METRIC_DEAD_LETTERS, stage, 1);
 	tr_log(TR_LOG_WARN, "pages message sent to dead-letter topic", 1, "reason", reason);
 	publish(c, c->s->dlq_topic, "pages", buf, len);
 }
@@ -307,12 +310,19 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 		c->fatal = true;
 		goto out;
 	}
-	for (int i = 0; i < n; i++)
-		for (size_t k = 0; k < items[i].page.nfollow; k++)
+	unsigned long long admitted = 0, seen = 0, lines = 0;
+	for (int i = 0; i < n; i++) {
+		lines += items[i].crawl != NULL;
+		for (size_t k = 0; k < items[i].page.nfollow; k++) {
 			if (items[i].decisions[k] != TR_ADMIT_SKIP) {
 				publish_link(c, &items[i], k);
-				c->links_new++;
+				admitted++;
+			} else {
+				seen++;
 			}
+		}
+	}
+	c->links_new += admitted;
 	/* every link must be acknowledged before its page is marked done */
 	c->delivery_errors = 0;
 	if (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || c->delivery_errors) {
@@ -334,6 +344,11 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	}
 	commit_batch(c, items, n);
 	c->pages += (unsigned long long)n;
+	tr_metrics_inc(TR_METRIC_PAGES_PROCESSED, NULL, (double)lines);
+	tr_metrics_inc(TR_METRIC_LINKS_ADMITTED, NULL, (double)admitted);
+	tr_metrics_inc(TR_METRIC_DEDUP_HITS, NULL, (double)seen);
+	const char *sink[] = {"jsonl"};
+	tr_metrics_inc(TR_METRIC_ITEMS_WRITTEN, sink, (double)lines);
 out:
 	for (int i = 0; i < n; i++) {
 		tr_page_clear(&items[i].page);
@@ -437,11 +452,14 @@ int tr_consumer_run(const tr_settings *s)
 			process_batch(&c, msgs, (int)n);
 		rd_kafka_poll(c.kp, 0);
 		int64_t now = tr_mono_ms();
-		if (s->exit_when_done && n < BATCH && now >= next_check) {
-			tr_crawl_counts cc;
+		if (n < BATCH && now >= next_check) {
+			tr_crawl_counts cc = {0};
 			next_check = now + COMPLETION_CHECK_MS;
-			if (tr_crawl_counts_get(c.redis, s->crawl_id, &cc) == TR_OK &&
-			    tr_crawl_is_complete(&cc)) {
+			if (tr_crawl_counts_get(c.redis, s->crawl_id, &cc) == TR_OK && cc.exists) {
+				const char *crawl[] = {s->crawl_id};
+				tr_metrics_set(TR_METRIC_CRAWL_PENDING, crawl, (double)cc.pending);
+			}
+			if (s->exit_when_done && tr_crawl_is_complete(&cc)) {
 				tr_log(TR_LOG_INFO, "crawl complete, stopping", 1, "crawl", s->crawl_id);
 				break;
 			}

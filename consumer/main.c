@@ -4,6 +4,7 @@
 
 #include "consumer.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "links.h"
 
 int main(int argc, char **argv)
@@ -19,7 +20,8 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		tr_links_global_init();
-		rc = tr_consumer_run(&s);
+		rc = tr_lifecycle_metrics(&s, "consumer") == 0 ? tr_consumer_run(&s) : 1;
+		tr_metrics_shutdown();
 		tr_links_global_cleanup();
 		curl_global_cleanup();
 	} else {

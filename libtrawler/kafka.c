@@ -3,7 +3,11 @@
 #include <string.h>
 
 #include "kafka.h"
+#include <json-c/json.h>
+#include <stdlib.h>
+
 #include "log.h"
+#include "metrics.h"
 
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -72,6 +76,36 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
 	return rk; /* conf now owned by rk */
 }
 
+/* librdkafka statistics: export each partition's consumer lag. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	struct json_object *root = json_tokener_parse(json), *topics = NULL;
+	TR_UNUSED(rk);
+	TR_UNUSED(len);
+	TR_UNUSED(opaque);
+	if (root && json_object_object_get_ex(root, "topics", &topics)) {
+		json_object_object_foreach(topics, tname, tobj)
+		{
+			struct json_object *parts = NULL;
+			if (!json_object_object_get_ex(tobj, "partitions", &parts))
+				continue;
+			json_object_object_foreach(parts, pname, pobj)
+			{
+				struct json_object *lag = NULL;
+				if (strcmp(pname, "-1") == 0 ||
+				    !json_object_object_get_ex(pobj, "consumer_lag", &lag))
+					continue;
+				long long v = json_object_get_int64(lag);
+				const char *labels[] = {tname, pname};
+				if (v >= 0)
+					tr_metrics_set(TR_METRIC_KAFKA_LAG, labels, (double)v);
+			}
+		}
+	}
+	json_object_put(root);
+	return 0; /* json is freed by librdkafka */
+}
+
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
 				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
 						       rd_kafka_topic_partition_list_t *, void *),
@@ -98,6 +132,9 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 		return NULL;
 	if (rebalance_cb)
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	if (s->metrics_port > 0 &&
+	    rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", e, sizeof(e)) == RD_KAFKA_CONF_OK)
+		rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, opaque);
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
 	if (!rk) {

@@ -9,6 +9,7 @@
 
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 
 static volatile sig_atomic_t stop_flag;
 static int wake_pipe[2] = {-1, -1};
@@ -42,6 +43,17 @@ int tr_lifecycle_init(tr_settings *s, unsigned exe, const char *component, const
 			return 2;
 	}
 	return 0;
+}
+
+int tr_lifecycle_metrics(const tr_settings *s, const char *component)
+{
+	int rc = tr_metrics_init(component, TRAWLER_VERSION);
+	if (rc == TR_OK && s->metrics_port > 0) {
+		rc = tr_metrics_serve((int)s->metrics_port, s->metrics_bind);
+		if (rc != TR_OK)
+			tr_log(TR_LOG_ERROR, "cannot serve metrics", 1, "bind", s->metrics_bind);
+	}
+	return rc;
 }
 
 static void on_signal(int sig)

@@ -11,6 +11,10 @@
 int tr_lifecycle_init(tr_settings *s, unsigned exe, const char *component, const char *usage,
 		      int argc, char **argv, char ***positional, int *npositional);
 
+/* Start the metrics registry and, when s->metrics_port is set, its HTTP
+ * endpoint. Returns 0 or an error (logged). */
+int tr_lifecycle_metrics(const tr_settings *s, const char *component);
+
 /* Install SIGTERM/SIGINT handlers that set the stop flag and write to the
  * wake pipe; ignore SIGPIPE. Returns 0 or TR_EIO. */
 int tr_lifecycle_signals(void);

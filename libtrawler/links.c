@@ -184,8 +184,7 @@ static void links_on_link(links_state *st, const xmlChar **atts)
 		links_keep(st, &st->canonical_href, href);
 	if (links_has_token(rel, "next") || links_has_token(rel, "prev") ||
 	    links_has_token(rel, "previous"))
-		links_candidate(st, href,
-				links_has_token(rel, "nofollow") ? TR_LINK_NOFOLLOW : 0);
+		links_candidate(st, href, links_has_token(rel, "nofollow") ? TR_LINK_NOFOLLOW : 0);
 }
 
 static void links_on_meta(links_state *st, const xmlChar **atts)

@@ -57,8 +57,10 @@ void tr_links_global_cleanup(void);
  * Returns 0 and fills *out, which the caller releases with
  * tr_links_free(); TR_EINVAL when out or page_url is NULL, html is NULL
  * with len > 0, or page_url is not an absolute http(s) URL; TR_ETOOBIG when
- * len exceeds INT_MAX; TR_ENOMEM. On failure *out is untouched and nothing
- * is left allocated. Thread-safe after tr_links_global_init(); no I/O.
+ * len exceeds INT_MAX or page_url TR_URL_MAX_LEN; TR_ENOMEM. On failure
+ * *out is untouched and nothing is left allocated. Memory use is bounded by
+ * a small multiple of len. Thread-safe after tr_links_global_init(); no
+ * I/O.
  */
 int tr_links_extract(tr_links *out, const char *html, size_t len, const char *page_url,
 		     size_t max_links);

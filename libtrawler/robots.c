@@ -135,8 +135,11 @@ static size_t robots_token_len(const char *s, size_t n)
 }
 
 /* Percent-normalize n bytes of src into dst, which has room for 3 * n bytes
- * (see robots.h). Returns the bytes written. '*' and '$' pass unchanged. */
-static size_t robots_norm(char *dst, const char *src, size_t n)
+ * (see robots.h). Returns the bytes written. '$' becomes %24 (a pattern's
+ * anchoring '$' is stripped before); '*' stays in a pattern, where it is
+ * the wildcard, and becomes %2A in a path, so that a pattern's %2A is a
+ * literal '*'. */
+static size_t robots_norm(char *dst, const char *src, size_t n, bool pattern)
 {
 	const unsigned char *s = (const unsigned char *)src;
 	size_t i = 0, w = 0;
@@ -155,7 +158,7 @@ static size_t robots_norm(char *dst, const char *src, size_t n)
 			}
 		} else {
 			i++;
-			if (c != '%' && !robots_must_encode(c)) {
+			if (c != '%' && c != '$' && (c != '*' || pattern) && !robots_must_encode(c)) {
 				dst[w++] = (char)c;
 				continue;
 			}
@@ -244,20 +247,18 @@ static int robots_set_add(robots_set *set, bool allow, const char *v, size_t n)
 	}
 	set->fail = fail;
 
+	rule = &set->rules[set->nrules];
+	rule->off = (uint32_t)set->pat_len;
+	rule->len = (uint32_t)n; /* the match length counts the '$' too */
+	rule->allow = allow;
+	rule->anchored = v[n - 1] == '$';
 	p = set->pat + set->pat_len;
-	m = robots_norm(p, v, n);
+	m = robots_norm(p, v, rule->anchored ? n - 1 : n, true);
 	/* Collapse runs of '*': "a**b" matches what "a*b" matches. */
 	for (i = 0, w = 0; i < m; i++)
 		if (p[i] != '*' || w == 0 || p[w - 1] != '*')
 			p[w++] = p[i];
 	m = w;
-	rule = &set->rules[set->nrules];
-	rule->off = (uint32_t)set->pat_len;
-	rule->len = (uint32_t)n;
-	rule->allow = allow;
-	rule->anchored = m > 0 && p[m - 1] == '$';
-	if (rule->anchored)
-		m--;
 	rule->plen = (uint32_t)m;
 	for (start = 0, i = 0; i <= m; i++) {
 		if (i == m || p[i] == '*') {
@@ -600,16 +601,18 @@ bool tr_robots_allowed(const tr_robots *r, const char *path)
 
 	if (r == NULL)
 		goto out;
-	if (path == NULL || *path == '\0')
+	n = path != NULL ? strcspn(path, "#") : 0;
+	if (n == 0) {
 		path = "/";
-	n = strcspn(path, "#");
+		n = 1;
+	}
 	if (n > sizeof(stack) / 3) {
 		heap = malloc(3 * n);
 		if (heap == NULL)
 			goto out;
 		norm = heap;
 	}
-	nn = robots_norm(norm, path, n);
+	nn = robots_norm(norm, path, n, false);
 	/* RFC 9309 2.2.2: /robots.txt is implicitly allowed. */
 	if (nn >= 11 && memcmp(norm, "/robots.txt", 11) == 0 && (nn == 11 || norm[11] == '?')) {
 		allowed = true;

@@ -48,12 +48,13 @@
  *    (ALPHA DIGIT - . _ ~) is decoded, other %XX get uppercase hex, a '%'
  *    not followed by two hex digits becomes %25, and controls, space, DEL,
  *    non-ASCII bytes (UTF-8 patterns) and " < > \ ^ ` { | } [ ] are
- *    percent-encoded. So "/a%7eb" matches "/a~b" and "/caf\xc3\xa9" matches
- *    "/caf%C3%A9".
+ *    percent-encoded; so are '$' and a path's '*' (see below). So "/a%7eb"
+ *    matches "/a~b" and "/caf\xc3\xa9" matches "/caf%C3%A9".
  *  - A pattern matches a path when it matches a prefix of the path; '*'
  *    matches any sequence of bytes; a '$' ending the pattern anchors it at
- *    the end of the path. A literal '*' or a final literal '$' is written
- *    %2A or %24.
+ *    the end of the path, any other '$' is literal. A literal '*' is written
+ *    %2A and matches '*' or %2A in a path; a literal final '$' is written
+ *    %24 and matches '$' or %24.
  *  - Of the rules that match, the one with the longest pattern (in bytes as
  *    written in the file) decides; on a tie between allow and disallow,
  *    allow wins. No matching rule: allowed. "/robots.txt" is always allowed.
@@ -81,10 +82,10 @@ tr_robots *tr_robots_new_allow_all(void);
 tr_robots *tr_robots_new_disallow_all(void);
 
 /* Whether the crawler may fetch `path`: the path of a URL, with its
- * "?query" if any, starting with '/' (a "#fragment" is ignored; NULL or ""
- * is read as "/"). Returns true when allowed; false when disallowed, when r
- * is NULL, or when memory for normalizing a long path ran out (failing
- * closed). */
+ * "?query" if any, starting with '/' (a "#fragment" is ignored; NULL, ""
+ * and a bare fragment are read as "/"). Returns true when allowed; false
+ * when disallowed, when r is NULL, or when memory for normalizing a long
+ * path ran out (failing closed). */
 bool tr_robots_allowed(const tr_robots *r, const char *path);
 
 /* The Crawl-delay of the groups used, in milliseconds: the first valid

@@ -58,6 +58,8 @@ static const opt options[] = {
 	 "Seconds to wait for Kafka and Redis at start-up before failing."},
 	{"metrics-port", OPT_LONG, "0", O(metrics_port), 0, 65535, TR_EXE_WORKERS,
 	 "Serve Prometheus metrics on this port (0 = off)."},
+	{"metrics-bind", OPT_STRING, "0.0.0.0", O(metrics_bind), 0, 0, TR_EXE_WORKERS,
+	 "Address the metrics endpoint listens on."},
 	{"concurrency", OPT_LONG, "256", O(concurrency), 1, 10000, TR_EXE_PRODUCER,
 	 "Maximum transfers in flight per producer."},
 	{"delay", OPT_DOUBLE, "1", O(delay), 0, 3600, TR_EXE_PRODUCER,

@@ -39,6 +39,7 @@ typedef struct tr_settings {
 	double stop_timeout;
 	double connect_check_timeout;
 	long metrics_port;
+	char *metrics_bind;
 	/* producer */
 	long concurrency;
 	double delay;

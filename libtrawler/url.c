@@ -210,11 +210,8 @@ static int url_clean(char **owned, const char **clean, bool *fragment_only, cons
 		}
 	}
 	*w = '\0';
-	if (w == copy && hash == NULL) {
-		/* only embedded TAB/CR/LF: nothing left */
-		rc = TR_EINVAL;
-		goto out;
-	}
+	/* Trimming left a first character that is kept, so only a cut at '#'
+	 * can leave nothing. */
 	*fragment_only = w == copy;
 	*owned = copy;
 	*clean = copy;
@@ -405,8 +402,11 @@ out:
 	return rc;
 }
 
-/* Canonicalize a parsed URL into a malloc'd string. */
-static int url_finish(char **out, CURLU *h)
+/* Canonicalize a parsed URL into a malloc'd string. With `reparse` (the
+ * input held a '%'), the result goes through libcurl once more: libcurl
+ * decodes %XX in a host before we see it but normalizes numeric hosts only
+ * when parsing ("%32" -> "2", which then parses as "0.0.0.2"). */
+static int url_finish(char **out, CURLU *h, bool reparse)
 {
 	int rc;
 	url_sb *sb = NULL;
@@ -420,7 +420,7 @@ static int url_finish(char **out, CURLU *h)
 		goto out;
 	}
 	rc = url_build(sb, &redo, h);
-	if (rc == 0 && redo) {
+	if (rc == 0 && (redo || reparse)) {
 		again = curl_url();
 		if (again == NULL) {
 			rc = TR_ENOMEM;
@@ -445,8 +445,9 @@ out:
 	return rc;
 }
 
-/* Parse an absolute URL (after clean-up) into a new handle. */
-static int url_parse(CURLU **out, const char *url)
+/* Parse an absolute URL (after clean-up) into a new handle. *pct tells
+ * whether the input held a '%'. */
+static int url_parse(CURLU **out, bool *pct, const char *url)
 {
 	int rc;
 	char *owned = NULL;
@@ -473,6 +474,7 @@ static int url_parse(CURLU **out, const char *url)
 	rc = url_code(curl_url_set(h, CURLUPART_URL, clean, CURLU_URLENCODE));
 	if (rc != 0)
 		goto out;
+	*pct = strchr(clean, '%') != NULL;
 	*out = h;
 	h = NULL;
 out:
@@ -485,10 +487,11 @@ int tr_url_canonicalize(char **out, const char *url)
 {
 	int rc;
 	CURLU *h = NULL;
+	bool pct = false;
 
-	rc = url_parse(&h, url);
+	rc = url_parse(&h, &pct, url);
 	if (rc == 0)
-		rc = url_finish(out, h);
+		rc = url_finish(out, h, pct);
 	curl_url_cleanup(h);
 	return rc;
 }
@@ -503,9 +506,17 @@ int tr_url_base_new(tr_url_base **out, const char *base)
 		rc = TR_ENOMEM;
 		goto out;
 	}
-	rc = url_parse(&b->h, base);
-	if (rc == 0)
-		rc = url_finish(&b->canonical, b->h);
+	rc = tr_url_canonicalize(&b->canonical, base);
+	if (rc != 0)
+		goto out;
+	/* Resolve against the canonical form, not the raw input: the two can
+	 * differ beyond what url_build() fixes up (see url_finish()). */
+	b->h = curl_url();
+	if (b->h == NULL) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	rc = url_code(curl_url_set(b->h, CURLUPART_URL, b->canonical, 0));
 	if (rc != 0)
 		goto out;
 	*out = b;
@@ -563,7 +574,7 @@ int tr_url_resolve_base(char **out, const tr_url_base *base, const char *ref)
 	/* A handle that already holds a URL resolves a relative one against it. */
 	rc = url_code(curl_url_set(h, CURLUPART_URL, clean, CURLU_URLENCODE));
 	if (rc == 0)
-		rc = url_finish(out, h);
+		rc = url_finish(out, h, strchr(clean, '%') != NULL);
 out:
 	curl_url_cleanup(h);
 	free(owned);
@@ -594,9 +605,19 @@ int tr_url_host_key(char *out, size_t outlen, const char *url)
 	url_parts p;
 	unsigned port = 0, default_port;
 	int n;
+	char *canonical = NULL;
 
 	memset(&p, 0, sizeof(p));
-	rc = url_parse(&h, url);
+	/* From the canonical form, so that the key is the canonical URL's. */
+	rc = tr_url_canonicalize(&canonical, url);
+	if (rc != 0)
+		goto out;
+	h = curl_url();
+	if (h == NULL) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	rc = url_code(curl_url_set(h, CURLUPART_URL, canonical, 0));
 	if (rc == 0)
 		rc = url_parts_get(&p, &port, &default_port, h);
 	if (rc != 0)
@@ -610,6 +631,7 @@ int tr_url_host_key(char *out, size_t outlen, const char *url)
 out:
 	url_parts_free(&p);
 	curl_url_cleanup(h);
+	free(canonical);
 	return rc;
 }
 

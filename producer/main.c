@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "lifecycle.h"
+#include "metrics.h"
 #include "producer.h"
 
 int main(int argc, char **argv)
@@ -17,7 +18,8 @@ int main(int argc, char **argv)
 			       argc, argv, &pos, &npos);
 	if (rc == 0) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		rc = tr_producer_run(&s);
+		rc = tr_lifecycle_metrics(&s, "producer") == 0 ? tr_producer_run(&s) : 1;
+		tr_metrics_shutdown();
 		curl_global_cleanup();
 	} else {
 		rc = rc == 1 ? 0 : 2;

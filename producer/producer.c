@@ -13,6 +13,7 @@
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "metrics.h"
 #include "offsets.h"
 #include "producer.h"
 #include "producer_int.h"
@@ -141,6 +142,24 @@ void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg
 		       j->gen);
 }
 
+static void count_fetch(const Trawler__V1__FetchResult *res)
+{
+	const char *cls[] = {res->error && !res->status ? "error"
+							: tr_metrics_status_class(res->status)};
+	tr_metrics_inc(TR_METRIC_FETCHES, cls, 1);
+	tr_metrics_inc(TR_METRIC_FETCH_BYTES, NULL, (double)res->body.len);
+	if (res->timings)
+		tr_metrics_observe(TR_METRIC_FETCH_DURATION, NULL, res->timings->total_us / 1e6);
+	if (res->error) {
+		const char *err[] = {tr_fetch_error_name(res->error)};
+		tr_metrics_inc(TR_METRIC_FETCH_ERRORS, err, 1);
+	}
+	if (res->truncated) {
+		const char *lim[] = {"body_size"};
+		tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
+	}
+}
+
 /* Timeouts, resets, 429 and 5xx are worth another try. */
 static bool retryable(const Trawler__V1__FetchResult *res)
 {
@@ -198,12 +217,14 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
 		tr_hostq_defer(p->hq, j->host_key, now + wait);
 		if (tr_hostq_push(p->hq, j->host_key, j) == TR_OK) {
 			p->retries++;
+			tr_metrics_inc(TR_METRIC_RETRIES, NULL, 1);
 			return true;
 		}
 		j->req = NULL;
 	}
 	if (res->error)
 		p->failed++;
+	count_fetch(res);
 	publish_result(p, res, j->host_key, j->partition, j->offset, j->gen);
 	j->req = NULL; /* owned and freed by the fetcher */
 	job_free(j);
@@ -230,6 +251,8 @@ static void dead_letter(prod *p, const rd_kafka_message_t *m, const char *reason
 		return;
 	trawler__v1__dead_letter__pack(&dl, buf);
 	p->dead++;
+	const char *stage[] = {"producer:decode"};
+	tr_metrics_inc(TR_METRIC_DEAD_LETTERS, stage, 1);
 	tr_log(TR_LOG_WARN, "frontier message sent to dead-letter topic", 1, "reason", reason);
 	publish(p, p->s->dlq_topic, "frontier", buf, len, m->partition, m->offset, p->gen);
 }
@@ -347,6 +370,7 @@ static job *gate(prod *p, job *j, int64_t now)
 	case GATE_ALLOW:
 		return j;
 	case GATE_DENY:
+		tr_metrics_inc(TR_METRIC_ROBOTS_REFUSALS, NULL, 1);
 		tr_hostq_refund(p->hq, j->host_key);
 		publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED, why);
 		job_free(j);
@@ -499,7 +523,7 @@ int tr_producer_run(const tr_settings *s)
 	prod p;
 	int rc = 1;
 	rd_kafka_message_t *msgs[CONSUME_BATCH];
-	int64_t next_check = 0, next_stats = tr_mono_ms() + STATS_LOG_MS, stop_deadline = 0;
+	int64_t next_check = 0, next_gauges = 0, next_stats = tr_mono_ms() + STATS_LOG_MS, stop_deadline = 0;
 	bool complete = false, more = false;
 	char num[5][24];
 
@@ -536,6 +560,12 @@ int tr_producer_run(const tr_settings *s)
 		if (s->exit_when_done && now >= next_check) {
 			next_check = now + COMPLETION_CHECK_MS;
 			complete = complete || crawl_complete(&p);
+		}
+		if (now >= next_gauges) {
+			next_gauges = now + 1000;
+			tr_metrics_set(TR_METRIC_HOST_QUEUE_DEPTH, NULL,
+				       (double)(tr_hostq_queued(p.hq) + robots_gate_parked(p.robots)));
+			tr_metrics_set(TR_METRIC_HOSTS_QUEUED, NULL, (double)tr_hostq_hosts(p.hq));
 		}
 		if (now >= next_stats) {
 			next_stats = now + STATS_LOG_MS;
