@@ -288,6 +288,9 @@ cmd_start() {
       rm -rf "$KDIR/data"
       read -r port cport < <(free_ports 2)
       if [ -z "$port" ] || [ -z "$cport" ]; then die "could not get free ports from python3"; fi
+      # KAFKA_PORT fixes the client port (e.g. 9092 inside a private
+      # network namespace, as the compose test does)
+      [ -z "${KAFKA_PORT:-}" ] || port=$KAFKA_PORT
       write_config "$port" "$cport"
       t_fmt=$(now)
       format_storage

@@ -106,7 +106,7 @@ cmd_start() {
       port=$(cat "$RDIR/port")
       say "restarting the redis-server of $DIR on its port $port"
     else
-      port=$(free_port)
+      port=${REDIS_PORT:-$(free_port)}  # REDIS_PORT fixes it (compose test)
       [ -n "$port" ] || die "could not get a free port from python3"
     fi
     rc=0
