@@ -40,6 +40,8 @@ typedef struct cons {
 	tr_page_opts popts;
 	tr_buf lines;
 	int delivery_errors;
+	long fault_skip; /* links still to drop (--fault-skip-publish) */
+	int64_t next_reap;
 	bool fatal;
 	unsigned long long pages, links_new, dead;
 } cons;
@@ -149,6 +151,10 @@ static void publish_link(cons *c, const item *it, size_t k)
 		rq.method = TRAWLER__V1__METHOD__METHOD_HEAD;
 	if (tr_url_host_key(key, sizeof(key), rq.url) != TR_OK)
 		return;
+	if (c->fault_skip > 0) { /* fault injection: admitted, never published */
+		c->fault_skip--;
+		return;
+	}
 	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
 	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf) {
@@ -157,6 +163,70 @@ static void publish_link(cons *c, const item *it, size_t k)
 	}
 	trawler__v1__crawl_request__pack(&rq, buf);
 	publish(c, c->s->frontier_topic, key, buf, len);
+}
+
+struct reap_ctx {
+	cons *c;
+	const tr_crawl_info *crawl;
+};
+
+/* A URL whose lease ran out goes back to the frontier, marked "reaped" so a
+ * producer skips it if the first copy finished meanwhile. */
+static void republish(uint64_t fp, uint64_t parent, uint32_t depth, const char *url, void *payload)
+{
+	struct reap_ctx *rc = payload;
+	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
+	Trawler__V1__CrawlRequest__MetadataEntry meta = TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
+	Trawler__V1__CrawlRequest__MetadataEntry *metas[1] = {&meta};
+	char key[300];
+	if (tr_url_host_key(key, sizeof(key), url) != TR_OK)
+		return;
+	meta.key = (char *)"reaped";
+	meta.value = (char *)"1";
+	rq.url = (char *)url;
+	rq.crawl_id = (char *)rc->crawl->crawl_id;
+	rq.depth = depth;
+	rq.attempt = 1;
+	rq.fingerprint = fp;
+	rq.parent_fingerprint = parent;
+	rq.enqueued_at_ms = tr_now_ms();
+	rq.n_metadata = 1;
+	rq.metadata = metas;
+	if (tr_page_wants_head(url, rc->c->s->head_extensions))
+		rq.method = TRAWLER__V1__METHOD__METHOD_HEAD;
+	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return;
+	trawler__v1__crawl_request__pack(&rq, buf);
+	publish(rc->c, rc->c->s->frontier_topic, key, buf, len);
+}
+
+/* Lease reaper: for each crawl this worker knows, one worker of the
+ * cluster at a time re-enqueues URLs admitted but unfinished for a lease. */
+static void reap(cons *c)
+{
+	int64_t lease_ms = (int64_t)(c->s->lease * 1000);
+	int64_t every = lease_ms / 4 > 1000 ? lease_ms / 4 : 1000;
+	int64_t now = tr_mono_ms();
+	if (now < c->next_reap)
+		return;
+	c->next_reap = now + every;
+	crawl_get(c, c->s->crawl_id); /* the configured crawl, even if unseen */
+	for (int i = 0; i < c->ncrawls; i++) {
+		struct reap_ctx rc = {c, &c->crawls[i]};
+		if (!c->crawls[i].crawl_id[0] ||
+		    !tr_crawl_reap_lock(c->redis, c->crawls[i].crawl_id, c->s->worker_id, every))
+			continue;
+		int n = tr_crawl_reap(c->redis, &c->crawls[i], lease_ms, republish, &rc);
+		if (n > 0) {
+			char num[24];
+			snprintf(num, sizeof(num), "%d", n);
+			rd_kafka_flush(c->kp, 30000);
+			tr_log(TR_LOG_WARN, "re-enqueued URLs whose lease ran out", 2, "crawl",
+			       c->crawls[i].crawl_id, "count", num);
+		}
+	}
 }
 
 /* Admit every page's followed links with one pipelined round trip. */
@@ -170,16 +240,18 @@ static int admit_batch(cons *c, item *items, int n)
 			item *it = &items[i];
 			if (!it->crawl || !it->page.nfollow)
 				continue;
-			rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, it->page.follow_fps,
-						   it->page.nfollow);
+			rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
+						   it->res->request->depth + 1, it->page.follow_fps,
+						   it->page.follow_urls, it->page.nfollow);
 			queued++;
 		}
 		for (int i = 0; i < n && rc == TR_OK; i++) {
 			item *it = &items[i];
 			if (!it->crawl || !it->page.nfollow)
 				continue;
-			rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp, it->page.follow_fps,
-						 it->page.nfollow, it->decisions);
+			rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
+						 it->res->request->depth + 1, it->page.follow_fps,
+						 it->page.follow_urls, it->page.nfollow, it->decisions);
 		}
 		if (rc == TR_OK)
 			return TR_OK;
@@ -382,6 +454,8 @@ static int setup(cons *c, const tr_settings *s)
 	c->s = s;
 	c->popts.max_depth = s->max_depth;
 	c->popts.max_links = s->max_links;
+	c->fault_skip = s->fault_skip_publish;
+	c->next_reap = tr_mono_ms() + 1000;
 	tr_buf_init(&c->lines, JSONL_BATCH_MAX);
 	if (open_output(c, s->out) != TR_OK)
 		return TR_EIO;
@@ -451,6 +525,7 @@ int tr_consumer_run(const tr_settings *s)
 		if (n > 0)
 			process_batch(&c, msgs, (int)n);
 		rd_kafka_poll(c.kp, 0);
+		reap(&c);
 		int64_t now = tr_mono_ms();
 		if (n < BATCH && now >= next_check) {
 			tr_crawl_counts cc = {0};

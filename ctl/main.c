@@ -201,7 +201,7 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	}
 	if (tr_crawl_create(r, s->crawl_id, s->dedup_buckets, (const char *const *)keys, n) ||
 	    tr_crawl_info_load(r, s->crawl_id, &info) ||
-	    tr_crawl_admit(r, &info, 0, fps, (size_t)n, dec)) {
+	    tr_crawl_admit(r, &info, 0, 0, fps, canon, (size_t)n, dec)) {
 		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
 		rc = 1;
 		goto out;

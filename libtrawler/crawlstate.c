@@ -7,27 +7,50 @@
 #include "crawlstate.h"
 #include "log.h"
 
-/* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, then triples
- * (bucket, member, fp). Returns one TR_ADMIT_* per triple. */
+/* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, now_ms, then
+ * quintuples (bucket, member, fp, depth, url). A pending entry holds
+ * "parent|admitted_ms|depth|url". Returns one TR_ADMIT_* per URL. */
 static tr_redis_script admit_script = {
-	"local prefix, parent, pb = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local prefix, parent, pb, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
 	"local live = parent == '0' or redis.call('HEXISTS', prefix..'p:'..pb, parent) == 1\n"
+	"local mine = parent .. '|'\n"
 	"local out, added = {}, 0\n"
-	"for i = 4, #ARGV, 3 do\n"
+	"for i = 5, #ARGV, 5 do\n"
 	"  local b, m, fp = ARGV[i], ARGV[i+1], ARGV[i+2]\n"
 	"  if redis.call('SADD', prefix..'s:'..b, m) == 1 then\n"
-	"    redis.call('HSET', prefix..'p:'..b, fp, parent)\n"
+	"    redis.call('HSET', prefix..'p:'..b, fp, mine..now..'|'..ARGV[i+3]..'|'..ARGV[i+4])\n"
 	"    added = added + 1\n"
 	"    out[#out+1] = 1\n"
-	"  elseif live and redis.call('HGET', prefix..'p:'..b, fp) == parent then\n"
-	"    out[#out+1] = 2\n"
 	"  else\n"
-	"    out[#out+1] = 0\n"
+	"    local v = live and redis.call('HGET', prefix..'p:'..b, fp)\n"
+	"    if v and string.sub(v, 1, #mine) == mine then out[#out+1] = 2 else out[#out+1] = 0 end\n"
 	"  end\n"
 	"end\n"
 	"if added > 0 then\n"
 	"  redis.call('HINCRBY', KEYS[1], 'admitted', added)\n"
 	"  redis.call('HINCRBY', KEYS[1], 'pending', added)\n"
+	"end\n"
+	"return out\n",
+	""};
+
+/* KEYS[1] meta. ARGV: prefix, bucket, cutoff_ms, now_ms, max. Pending
+ * entries admitted (or last re-enqueued) before cutoff get a fresh time and
+ * are returned as fp, parent, "depth|url" triples. */
+static tr_redis_script reap_script = {
+	"local key = ARGV[1]..'p:'..ARGV[2]\n"
+	"local cutoff, now, max = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
+	"local all = redis.call('HGETALL', key)\n"
+	"local out = {}\n"
+	"for i = 1, #all, 2 do\n"
+	"  local fp, v = all[i], all[i+1]\n"
+	"  local p1 = string.find(v, '|', 1, true)\n"
+	"  local p2 = p1 and string.find(v, '|', p1 + 1, true)\n"
+	"  if p2 and (tonumber(string.sub(v, p1 + 1, p2 - 1)) or 0) < cutoff then\n"
+	"    local parent, rest = string.sub(v, 1, p1 - 1), string.sub(v, p2 + 1)\n"
+	"    redis.call('HSET', key, fp, parent..'|'..now..'|'..rest)\n"
+	"    out[#out+1] = fp; out[#out+1] = parent; out[#out+1] = rest\n"
+	"    if #out >= max * 3 then break end\n"
+	"  end\n"
 	"end\n"
 	"return out\n",
 	""};
@@ -190,15 +213,15 @@ bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key)
 	return false;
 }
 
-/* Build the admit argv. Returns the malloc'd arrays (argv strings live in
- * `nums`, NUM_LEN bytes each). */
-static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps, size_t n,
-		      const char ***av_out, char **nums_out, char *meta, size_t metalen,
-		      char *prefix, size_t prefixlen)
+/* Build the admit argv (see admit_script). Numbers live in `nums`
+ * (NUM_LEN bytes each), URLs are borrowed. */
+static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
+		      const uint64_t *fps, char *const *urls, size_t n, const char ***av_out,
+		      char **nums_out, char *meta, size_t metalen, char *prefix, size_t prefixlen)
 {
-	size_t argc = 1 + 3 + 3 * n;
+	size_t argc = 1 + 4 + 5 * n;
 	const char **av = malloc(argc * sizeof(*av));
-	char *nums = malloc((2 + 3 * n) * NUM_LEN);
+	char *nums = malloc((4 + 4 * n) * NUM_LEN);
 	if (!av || !nums) {
 		free(av);
 		free(nums);
@@ -211,17 +234,22 @@ static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, const uint6
 	av[1] = prefix;
 	snprintf(nums, NUM_LEN, "%" PRId64, (int64_t)parent_fp);
 	snprintf(nums + NUM_LEN, NUM_LEN, "%ld", ps.bucket);
+	snprintf(nums + 2 * NUM_LEN, NUM_LEN, "%lld", (long long)tr_now_ms());
+	snprintf(nums + 3 * NUM_LEN, NUM_LEN, "%" PRIu32, depth);
 	av[2] = nums;
 	av[3] = nums + NUM_LEN;
+	av[4] = nums + 2 * NUM_LEN;
 	for (size_t i = 0; i < n; i++) {
 		tr_crawl_slot s = tr_crawl_slot_of(fps[i], info->dedup_buckets);
-		char *b = nums + (2 + 3 * i) * NUM_LEN;
+		char *b = nums + (4 + 3 * i) * NUM_LEN;
 		snprintf(b, NUM_LEN, "%ld", s.bucket);
 		snprintf(b + NUM_LEN, NUM_LEN, "%" PRId32, s.member);
 		snprintf(b + 2 * NUM_LEN, NUM_LEN, "%" PRId64, (int64_t)fps[i]);
-		av[4 + 3 * i] = b;
-		av[5 + 3 * i] = b + NUM_LEN;
-		av[6 + 3 * i] = b + 2 * NUM_LEN;
+		av[5 + 5 * i] = b;
+		av[6 + 5 * i] = b + NUM_LEN;
+		av[7 + 5 * i] = b + 2 * NUM_LEN;
+		av[8 + 5 * i] = nums + 3 * NUM_LEN; /* depth, shared */
+		av[9 + 5 * i] = urls[i];
 	}
 	*av_out = av;
 	*nums_out = nums;
@@ -240,8 +268,8 @@ static int admit_parse(redisReply *rep, size_t n, unsigned char *decisions)
 	return TR_OK;
 }
 
-int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps,
-		   size_t n, unsigned char *decisions)
+int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
+		   const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions)
 {
 	int rc;
 	const char **av = NULL;
@@ -249,11 +277,11 @@ int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, c
 	char meta[160], prefix[160];
 	if (n == 0)
 		return TR_OK;
-	rc = admit_argv(info, parent_fp, fps, n, &av, &nums, meta, sizeof(meta), prefix,
-			sizeof(prefix));
+	rc = admit_argv(info, parent_fp, depth, fps, urls, n, &av, &nums, meta, sizeof(meta),
+			prefix, sizeof(prefix));
 	if (rc != TR_OK)
 		return rc;
-	redisReply *rep = tr_redis_eval(r, &admit_script, 1, (int)(4 + 3 * n), av, NULL);
+	redisReply *rep = tr_redis_eval(r, &admit_script, 1, (int)(5 + 5 * n), av, NULL);
 	rc = admit_parse(rep, n, decisions);
 	if (rep)
 		freeReplyObject(rep);
@@ -263,7 +291,7 @@ int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, c
 }
 
 int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			  const uint64_t *fps, size_t n)
+			  uint32_t depth, const uint64_t *fps, char *const *urls, size_t n)
 {
 	int rc;
 	const char **av = NULL;
@@ -271,25 +299,26 @@ int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t paren
 	char meta[160], prefix[160];
 	if (!admit_script.sha[0] && (rc = tr_redis_script_load(r, &admit_script)) != TR_OK)
 		return rc;
-	rc = admit_argv(info, parent_fp, fps, n, &av, &nums, meta, sizeof(meta), prefix,
-			sizeof(prefix));
+	rc = admit_argv(info, parent_fp, depth, fps, urls, n, &av, &nums, meta, sizeof(meta),
+			prefix, sizeof(prefix));
 	if (rc != TR_OK)
 		return rc;
-	rc = tr_redis_append_eval(r, &admit_script, 1, (int)(4 + 3 * n), av, NULL);
+	rc = tr_redis_append_eval(r, &admit_script, 1, (int)(5 + 5 * n), av, NULL);
 	free(av);
 	free(nums);
 	return rc;
 }
 
 int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			const uint64_t *fps, size_t n, unsigned char *decisions)
+			uint32_t depth, const uint64_t *fps, char *const *urls, size_t n,
+			unsigned char *decisions)
 {
 	int rc;
 	redisReply *rep = tr_redis_get_reply(r);
 	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 		/* Redis restarted between load and use: nothing ran, redo */
 		freeReplyObject(rep);
-		return tr_crawl_admit(r, info, parent_fp, fps, n, decisions);
+		return tr_crawl_admit(r, info, parent_fp, depth, fps, urls, n, decisions);
 	}
 	rc = admit_parse(rep, n, decisions);
 	if (rep)
@@ -401,6 +430,65 @@ int tr_crawl_list(tr_redis *r, char ***ids_out)
 	*ids_out = ids;
 	rc = (int)rep->elements;
 out:
+	if (rep)
+		freeReplyObject(rep);
+	return rc;
+}
+
+int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms,
+		  tr_crawl_reap_cb cb, void *payload)
+{
+	int rc = TR_OK, found = 0;
+	char meta[160], prefix[160], bucket[NUM_LEN], cutoff[NUM_LEN], now[NUM_LEN];
+	const char *max = "10000";
+	int64_t t = tr_now_ms();
+	key_of(meta, sizeof(meta), info->crawl_id, "meta");
+	key_of(prefix, sizeof(prefix), info->crawl_id, "");
+	snprintf(cutoff, sizeof(cutoff), "%lld", (long long)(t - lease_ms));
+	snprintf(now, sizeof(now), "%lld", (long long)t);
+	for (long b = 0; b < info->dedup_buckets && rc == TR_OK; b++) {
+		snprintf(bucket, sizeof(bucket), "%ld", b);
+		const char *av[] = {meta, prefix, bucket, cutoff, now, max};
+		redisReply *rep = tr_redis_eval(r, &reap_script, 1, 6, av, NULL);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+			rc = TR_EIO;
+		} else {
+			for (size_t i = 0; i + 2 < rep->elements; i += 3) {
+				const char *rest = rep->element[i + 2]->str;
+				char *bar = strchr(rest, '|');
+				if (!bar)
+					continue;
+				uint64_t fp = (uint64_t)strtoll(rep->element[i]->str, NULL, 10);
+				uint64_t parent = (uint64_t)strtoll(rep->element[i + 1]->str, NULL, 10);
+				uint32_t depth = (uint32_t)strtoul(rest, NULL, 10);
+				cb(fp, parent, depth, bar + 1, payload);
+				found++;
+			}
+		}
+		if (rep)
+			freeReplyObject(rep);
+	}
+	return rc == TR_OK ? found : rc;
+}
+
+bool tr_crawl_reap_lock(tr_redis *r, const char *cid, const char *owner, int64_t ttl_ms)
+{
+	char key[160];
+	key_of(key, sizeof(key), cid, "reaper");
+	redisReply *rep = tr_redis_cmd(r, "SET %s %s NX PX %lld", key, owner, (long long)ttl_ms);
+	bool taken = rep && rep->type == REDIS_REPLY_STATUS;
+	if (rep)
+		freeReplyObject(rep);
+	return taken;
+}
+
+int tr_crawl_is_pending(tr_redis *r, const tr_crawl_info *info, uint64_t fp)
+{
+	char key[200];
+	tr_crawl_slot sl = tr_crawl_slot_of(fp, info->dedup_buckets);
+	snprintf(key, sizeof(key), "tr:{%s}:p:%ld", info->crawl_id, sl.bucket);
+	redisReply *rep = tr_redis_cmd(r, "HEXISTS %s %lld", key, (long long)(int64_t)fp);
+	int rc = rep && rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : TR_EIO;
 	if (rep)
 		freeReplyObject(rep);
 	return rc;

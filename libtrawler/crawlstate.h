@@ -7,8 +7,9 @@
  *   tr:{CID}:s:B      dedup bucket B: set of the low 32 bits of fingerprints
  *                     (intset encoding, ~4.7 bytes per URL while a bucket
  *                     holds <= 512 members: size dedup_buckets to URLs/400)
- *   tr:{CID}:p:B      pending bucket B: hash fingerprint -> parent fingerprint
- *                     of the URLs admitted and not yet done
+ *   tr:{CID}:p:B      pending bucket B: hash fingerprint ->
+ *                     "parent_fp|admitted_ms|depth|url" of the URLs admitted
+ *                     and not yet done (what a lease reaper re-enqueues)
  *   tr:crawls         set of crawl ids
  *
  * Exactness: admitting (SADD seen, HSET pending, pending += new) and marking
@@ -66,17 +67,38 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info);
 void tr_crawl_info_clear(tr_crawl_info *info);
 bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);
 
-/* Admit `n` URL fingerprints found on the page `parent_fp` (0 for seeds).
- * Writes one TR_ADMIT_* per URL to decisions[]. Returns 0 or TR_EIO (then
- * nothing is known about what was admitted; retry the same call). */
-int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, const uint64_t *fps,
-		   size_t n, unsigned char *decisions);
+/* Admit `n` URLs (canonical `urls[i]`, fingerprint `fps[i]`, all at
+ * `depth`) found on the page `parent_fp` (0 for seeds). Writes one
+ * TR_ADMIT_* per URL to decisions[]. Returns 0 or TR_EIO (then nothing is
+ * known about what was admitted; retry the same call). */
+int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
+		   const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions);
 
 /* Pipelined form of tr_crawl_admit(): queue, then read in the same order. */
 int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			  const uint64_t *fps, size_t n);
+			  uint32_t depth, const uint64_t *fps, char *const *urls, size_t n);
 int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			const uint64_t *fps, size_t n, unsigned char *decisions);
+			uint32_t depth, const uint64_t *fps, char *const *urls, size_t n,
+			unsigned char *decisions);
+
+/* Called for each URL a reap found (url valid during the call). */
+typedef void (*tr_crawl_reap_cb)(uint64_t fp, uint64_t parent_fp, uint32_t depth, const char *url,
+				 void *payload);
+
+/* Lease reaper: every URL of the crawl admitted (or last re-enqueued) more
+ * than `lease_ms` ago and still not done gets a fresh lease time and is
+ * passed to `cb`, whose job is to enqueue it again. One script call per
+ * dedup bucket. Returns the number found, or TR_EIO. Callers make sure one
+ * reaper runs per crawl at a time (tr_crawl_reap_lock). */
+int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms, tr_crawl_reap_cb cb,
+		  void *payload);
+
+/* Is fingerprint `fp` still pending (admitted, not done)? Returns 1, 0, or
+ * TR_EIO. */
+int tr_crawl_is_pending(tr_redis *r, const tr_crawl_info *info, uint64_t fp);
+
+/* Take the crawl's reaper lock for `ttl_ms` (SET NX PX). True when taken. */
+bool tr_crawl_reap_lock(tr_redis *r, const char *cid, const char *owner, int64_t ttl_ms);
 
 /* Mark `n` fingerprints processed (failed[i] true for transport failures).
  * Idempotent per URL. *newly_done (optional) gets how many were pending.

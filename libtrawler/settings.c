@@ -116,6 +116,11 @@ static const opt options[] = {
 	 "mov,mkv,webm,wmv,flv,iso,exe,dmg,apk,msi,bin,woff,woff2,ttf,otf,eot",
 	 O(head_extensions), 0, 0, TR_EXE_CONSUMER,
 	 "Links whose path ends in one of these extensions are checked with HEAD (empty: none)."},
+	{"lease", OPT_DOUBLE, "1800", O(lease), 1, 604800, TR_EXE_CONSUMER,
+	 "Seconds an admitted URL may stay unfinished before it is enqueued again."},
+	{"fault-skip-publish", OPT_LONG, "0", O(fault_skip_publish), 0, 1000000, TR_EXE_CONSUMER,
+	 "Testing only: do not publish the first N admitted links (a crash between admission "
+	 "and publish)."},
 	{"range", OPT_STRING, "", O(range), 0, 0, TR_EXE_CTL,
 	 "`trawlerctl seed`: request only bytes FIRST-LAST (or FIRST-) of the seeds."},
 	{"method", OPT_STRING, "GET", O(method), 0, 0, TR_EXE_CTL,

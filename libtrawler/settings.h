@@ -66,6 +66,8 @@ typedef struct tr_settings {
 	long max_links;
 	long dedup_buckets;
 	char *head_extensions;
+	double lease;
+	long fault_skip_publish;
 	char *range;
 	char *method;
 	/* ctl */

@@ -257,6 +257,21 @@ static void dead_letter(prod *p, const rd_kafka_message_t *m, const char *reason
 	publish(p, p->s->dlq_topic, "frontier", buf, len, m->partition, m->offset, p->gen);
 }
 
+static bool reaped_and_done(prod *p, const Trawler__V1__CrawlRequest *req)
+{
+	tr_crawl_info info;
+	bool done = false;
+	for (size_t i = 0; i < req->n_metadata; i++) {
+		if (strcmp(req->metadata[i]->key, "reaped") != 0)
+			continue;
+		if (tr_crawl_info_load(p->redis, req->crawl_id, &info) == TR_OK) {
+			done = tr_crawl_is_pending(p->redis, &info, req->fingerprint) == 0;
+			tr_crawl_info_clear(&info);
+		}
+	}
+	return done;
+}
+
 static void take_message(prod *p, rd_kafka_message_t *m)
 {
 	job *j = NULL;
@@ -280,6 +295,12 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 			trawler__v1__crawl_request__free_unpacked(req, NULL);
 		dead_letter(p, m, req ? "crawl request without url or crawl_id"
 				      : "not a CrawlRequest (protobuf decode failed)");
+		return;
+	}
+	if (reaped_and_done(p, req)) {
+		/* a lease re-enqueued it, but the first copy finished meanwhile */
+		trawler__v1__crawl_request__free_unpacked(req, NULL);
+		offset_done(p, m->partition, m->offset, p->gen);
 		return;
 	}
 	j = calloc(1, sizeof(*j));
