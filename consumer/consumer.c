@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
+#include "pipeline.h"
 #include "redis.h"
 #include "url.h"
 
@@ -34,11 +35,10 @@ typedef struct cons {
 	rd_kafka_t *kc, *kp;
 	rd_kafka_queue_t *cq;
 	tr_redis *redis;
-	int out_fd;
+	tr_pipeline *pl;
 	tr_crawl_info crawls[CRAWL_CACHE];
 	int ncrawls;
 	tr_page_opts popts;
-	tr_buf lines;
 	int delivery_errors;
 	long fault_skip; /* links still to drop (--fault-skip-publish) */
 	int64_t next_reap;
@@ -109,11 +109,12 @@ static int publish(cons *c, const char *topic, const char *key, void *value, siz
 	return TR_OK;
 }
 
-static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason)
+static void dead_letter_stage(cons *c, const rd_kafka_message_t *m, const char *stage_name,
+			      const char *reason)
 {
 	Trawler__V1__DeadLetter dl = TRAWLER__V1__DEAD_LETTER__INIT;
 	dl.reason = (char *)reason;
-	dl.stage = (char *)"consumer:decode";
+	dl.stage = (char *)stage_name;
 	dl.source_topic = c->s->pages_topic;
 	dl.partition = m->partition;
 	dl.offset = m->offset;
@@ -127,10 +128,16 @@ static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason
 		return;
 	trawler__v1__dead_letter__pack(&dl, buf);
 	c->dead++;
-	const char *stage[] = {"consumer:decode"};
+	const char *stage[] = {stage_name};
 	tr_metrics_inc(TR_METRIC_DEAD_LETTERS, stage, 1);
-	tr_log(TR_LOG_WARN, "pages message sent to dead-letter topic", 1, "reason", reason);
+	tr_log(TR_LOG_WARN, "pages message sent to dead-letter topic", 2, "stage", stage_name,
+	       "reason", reason);
 	publish(c, c->s->dlq_topic, "pages", buf, len);
+}
+
+static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason)
+{
+	dead_letter_stage(c, m, "consumer:decode", reason);
 }
 
 /* Publish one followed link as a CrawlRequest. */
@@ -293,18 +300,20 @@ static int done_batch(cons *c, item *items, int n)
 	return TR_OK;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+struct dlq_ctx {
+	cons *c;
+	const rd_kafka_message_t *m;
+};
+
+/* A handler failed on a page: dead-letter it, the page still counts. */
+static void on_handler_error(const char *handler, const char *reason, void *arg)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return TR_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return TR_OK;
+	struct dlq_ctx *d = arg;
+	char stage[96];
+	snprintf(stage, sizeof(stage), "handler:%s", handler);
+	const char *labels[] = {handler};
+	tr_metrics_inc(TR_METRIC_HANDLER_ERRORS, labels, 1);
+	dead_letter_stage(d->c, d->m, stage, reason);
 }
 
 static int commit_batch(cons *c, item *items, int n)
@@ -333,7 +342,6 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	item items[BATCH];
 	int n = 0;
 	memset(items, 0, sizeof(items));
-	tr_buf_reset(&c->lines);
 
 	for (int i = 0; i < nmsgs; i++) {
 		rd_kafka_message_t *m = msgs[i];
@@ -362,16 +370,13 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 			c->fatal = true;
 			break;
 		}
+		struct dlq_ctx d = {c, m};
+		tr_pipeline_process(c->pl, &it->page, m->payload, m->len, on_handler_error, &d);
+		/* handlers may have added links: size the decisions now */
 		if (it->page.nfollow &&
 		    !(it->decisions = calloc(it->page.nfollow, sizeof(*it->decisions)))) {
 			c->fatal = true;
 			break;
-		}
-		size_t mark = c->lines.len;
-		if (tr_page_jsonl(&c->lines, &it->page) != TR_OK) {
-			c->lines.len = mark;
-			tr_log(TR_LOG_WARN, "pages.jsonl line dropped (too large)", 1, "url",
-			       it->res->request->url);
 		}
 	}
 	if (c->fatal)
@@ -402,11 +407,13 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 		c->fatal = true;
 		goto out;
 	}
-	if (c->lines.len && (write_all(c->out_fd, c->lines.data, c->lines.len) != TR_OK ||
-			     fdatasync(c->out_fd) != 0)) {
-		tr_log(TR_LOG_ERROR, "cannot write pages.jsonl", 1, "error", strerror(errno));
-		c->fatal = true;
-		goto out;
+	{ /* every handler's output durable before the pages count as done */
+		char err[256];
+		if (tr_pipeline_flush(c->pl, err, sizeof(err)) != TR_OK) {
+			tr_log(TR_LOG_ERROR, "flushing outputs failed", 1, "error", err);
+			c->fatal = true;
+			goto out;
+		}
 	}
 	if (done_batch(c, items, n) != TR_OK) {
 		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot mark pages done", 1, "error",
@@ -431,21 +438,28 @@ out:
 	}
 }
 
-static int open_output(cons *c, const char *dir)
+/* Handlers in order: plug-ins, then the pages.jsonl sink (last, so it
+ * sees every field the others extracted). */
+static int build_pipeline(cons *c, const tr_settings *s)
 {
-	char path[4096];
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-		tr_log(TR_LOG_ERROR, "cannot create output directory", 2, "dir", dir, "error",
-		       strerror(errno));
-		return TR_EIO;
+	char err[512], conf[4200];
+	int rc = TR_OK;
+	if (!(c->pl = tr_pipeline_new()))
+		return TR_ENOMEM;
+	for (const char *p = s->plugin; *p && rc == TR_OK;) {
+		char path[2048];
+		size_t n = strcspn(p, ",");
+		snprintf(path, sizeof(path), "%.*s", (int)n, p);
+		p += n + (p[n] == ',');
+		if (n)
+			rc = tr_pipeline_add_plugin(c->pl, path, s->plugin_config, err, sizeof(err));
 	}
-	snprintf(path, sizeof(path), "%s/pages.jsonl", dir);
-	c->out_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (c->out_fd < 0) {
-		tr_log(TR_LOG_ERROR, "cannot open output", 2, "path", path, "error", strerror(errno));
-		return TR_EIO;
-	}
-	return TR_OK;
+	snprintf(conf, sizeof(conf), "dir=%s,max_bytes=%ld", s->out, s->jsonl_max_bytes);
+	if (rc == TR_OK)
+		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("jsonl"), conf, NULL, err, sizeof(err));
+	if (rc != TR_OK)
+		tr_log(TR_LOG_ERROR, "cannot set up the processing pipeline", 1, "error", err);
+	return rc;
 }
 
 static int setup(cons *c, const tr_settings *s)
@@ -456,9 +470,8 @@ static int setup(cons *c, const tr_settings *s)
 	c->popts.max_links = s->max_links;
 	c->fault_skip = s->fault_skip_publish;
 	c->next_reap = tr_mono_ms() + 1000;
-	tr_buf_init(&c->lines, JSONL_BATCH_MAX);
-	if (open_output(c, s->out) != TR_OK)
-		return TR_EIO;
+	if (build_pipeline(c, s) != TR_OK)
+		return TR_EINVAL;
 	if (tr_redis_connect(&c->redis, s->redis, s->connect_check_timeout, err, sizeof(err))) {
 		tr_log(TR_LOG_ERROR, "Redis unreachable", 1, "error", err);
 		return TR_EIO;
@@ -501,9 +514,7 @@ static void teardown(cons *c)
 	for (int i = 0; i < c->ncrawls; i++)
 		tr_crawl_info_clear(&c->crawls[i]);
 	tr_redis_free(c->redis);
-	tr_buf_free(&c->lines);
-	if (c->out_fd >= 0)
-		close(c->out_fd);
+	tr_pipeline_free(c->pl);
 }
 
 int tr_consumer_run(const tr_settings *s)
@@ -515,7 +526,6 @@ int tr_consumer_run(const tr_settings *s)
 	char num[3][24];
 
 	memset(&c, 0, sizeof(c));
-	c.out_fd = -1;
 	if (tr_lifecycle_signals() != TR_OK || setup(&c, s) != TR_OK)
 		goto out;
 	tr_log(TR_LOG_INFO, "consumer started", 3, "worker", s->worker_id, "brokers", s->brokers,

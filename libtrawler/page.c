@@ -64,6 +64,104 @@ static const char *charset_of(const char *ct, char *out, size_t outlen)
 	return n ? out : NULL;
 }
 
+/* Keep canonical URL `u` for following if in scope, within depth and new. */
+static int follow(tr_page *pg, const char *u)
+{
+	char key[300];
+	uint32_t depth = pg->res->request ? pg->res->request->depth : 0;
+	if ((long)depth + 1 > pg->max_depth || !pg->crawl)
+		return TR_OK;
+	if (tr_url_host_key(key, sizeof(key), u) != TR_OK || !tr_crawl_in_scope(pg->crawl, key))
+		return TR_OK;
+	uint64_t fp = tr_url_fingerprint(u, strlen(u));
+	for (size_t i = 0; i < pg->nfollow; i++)
+		if (pg->follow_fps[i] == fp && strcmp(pg->follow_urls[i], u) == 0)
+			return TR_OK;
+	if (pg->nfollow == pg->follow_cap) {
+		size_t cap = pg->follow_cap ? pg->follow_cap * 2 : 32;
+		char **nu = realloc(pg->follow_urls, cap * sizeof(*nu));
+		if (!nu)
+			return TR_ENOMEM;
+		pg->follow_urls = nu;
+		uint64_t *nf = realloc(pg->follow_fps, cap * sizeof(*nf));
+		if (!nf)
+			return TR_ENOMEM;
+		pg->follow_fps = nf;
+		pg->follow_cap = cap;
+	}
+	if (!(pg->follow_urls[pg->nfollow] = strdup(u)))
+		return TR_ENOMEM;
+	pg->follow_fps[pg->nfollow++] = fp;
+	return TR_OK;
+}
+
+int tr_page_add_link(tr_page *pg, const char *ref)
+{
+	char *u = NULL;
+	const Trawler__V1__FetchResult *r = pg->res;
+	const char *base = r->final_url && *r->final_url ? r->final_url : r->request->url;
+	int rc = tr_url_resolve(&u, base, ref);
+	if (rc == TR_OK)
+		rc = follow(pg, u);
+	free(u);
+	return rc == TR_ETOOBIG ? TR_EINVAL : rc;
+}
+
+static tr_field *field_find(const tr_page *pg, const char *name)
+{
+	for (size_t i = 0; i < pg->nfields; i++)
+		if (strcmp(pg->fields[i].name, name) == 0)
+			return &pg->fields[i];
+	return NULL;
+}
+
+const tr_field *tr_page_field(const tr_page *pg, const char *name)
+{
+	return field_find(pg, name);
+}
+
+int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool list)
+{
+	tr_field *f = field_find(pg, name);
+	size_t vlen = strlen(value);
+	if (pg->nvalues >= TR_PAGE_MAX_FIELD_VALUES)
+		return TR_ETOOBIG;
+	if (!f) {
+		if (pg->nfields == pg->fields_cap) {
+			size_t cap = pg->fields_cap ? pg->fields_cap * 2 : 8;
+			tr_field *nf = realloc(pg->fields, cap * sizeof(*nf));
+			if (!nf)
+				return TR_ENOMEM;
+			pg->fields = nf;
+			pg->fields_cap = cap;
+		}
+		f = &pg->fields[pg->nfields];
+		memset(f, 0, sizeof(*f));
+		if (!(f->name = strdup(name)))
+			return TR_ENOMEM;
+		pg->nfields++;
+	}
+	if (f->count == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 4;
+		char **nv = realloc(f->values, cap * sizeof(*nv));
+		if (!nv)
+			return TR_ENOMEM;
+		f->values = nv;
+		f->cap = cap;
+	}
+	if (vlen > TR_PAGE_MAX_VALUE_BYTES) {
+		vlen = TR_PAGE_MAX_VALUE_BYTES;
+		while (vlen > 0 && ((unsigned char)value[vlen] & 0xC0) == 0x80)
+			vlen--; /* do not split a UTF-8 sequence */
+	}
+	if (!(f->values[f->count] = strndup(value, vlen)))
+		return TR_ENOMEM;
+	f->count++;
+	f->list = f->list || list;
+	pg->nvalues++;
+	return TR_OK;
+}
+
 int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_crawl_info *crawl,
 		    const tr_page_opts *o)
 {
@@ -71,6 +169,8 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 	char charset[64];
 	memset(pg, 0, sizeof(*pg));
 	pg->res = res;
+	pg->crawl = crawl;
+	pg->max_depth = o->max_depth;
 	pg->fp = res->request ? res->request->fingerprint : 0;
 	pg->failed = res->error != TRAWLER__V1__FETCH_ERROR__ERROR_NONE;
 	pg->is_html = tr_page_is_html_type(res->content_type);
@@ -86,24 +186,9 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 		memset(&pg->links, 0, sizeof(pg->links));
 		return rc == TR_ENOMEM ? TR_ENOMEM : TR_OK;
 	}
-	uint32_t depth = res->request ? res->request->depth : 0;
-	if (pg->links.count == 0 || (long)depth + 1 > o->max_depth)
-		return TR_OK;
-	pg->follow_urls = malloc(pg->links.count * sizeof(*pg->follow_urls));
-	pg->follow_fps = malloc(pg->links.count * sizeof(*pg->follow_fps));
-	if (!pg->follow_urls || !pg->follow_fps) {
-		tr_page_clear(pg);
-		return TR_ENOMEM;
-	}
-	for (size_t i = 0; i < pg->links.count; i++) {
-		char key[300];
-		const char *u = pg->links.items[i].url;
-		if (tr_url_host_key(key, sizeof(key), u) != TR_OK || !tr_crawl_in_scope(crawl, key))
-			continue;
-		pg->follow_urls[pg->nfollow] = pg->links.items[i].url;
-		pg->follow_fps[pg->nfollow] = tr_url_fingerprint(u, strlen(u));
-		pg->nfollow++;
-	}
+	for (size_t i = 0; i < pg->links.count; i++)
+		if ((rc = follow(pg, pg->links.items[i].url)) == TR_ENOMEM)
+			return rc;
 	return TR_OK;
 }
 
@@ -155,6 +240,28 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 		rc = tr_jsonw_kv_str(b, false, "crawl_id", q->crawl_id);
 	if (!rc)
 		rc = tr_jsonw_kv_int(b, false, "fetched_at_ms", r->fetched_at_ms);
+	if (!rc && pg->nfields) {
+		rc = tr_buf_adds(b, ",\"fields\":{");
+		for (size_t i = 0; !rc && i < pg->nfields; i++) {
+			const tr_field *f = &pg->fields[i];
+			if (i)
+				rc = tr_buf_add(b, ",", 1);
+			if (!rc)
+				rc = tr_jsonw_str(b, f->name, strlen(f->name));
+			if (!rc)
+				rc = tr_buf_adds(b, f->list || f->count > 1 ? ":[" : ":");
+			for (size_t k = 0; !rc && k < f->count; k++) {
+				if (k)
+					rc = tr_buf_add(b, ",", 1);
+				if (!rc)
+					rc = tr_jsonw_str(b, f->values[k], strlen(f->values[k]));
+			}
+			if (!rc && (f->list || f->count > 1))
+				rc = tr_buf_add(b, "]", 1);
+		}
+		if (!rc)
+			rc = tr_buf_add(b, "}", 1);
+	}
 	if (!rc && r->timings)
 		rc = tr_jsonw_kv_int(b, false, "fetch_ms", r->timings->total_us / 1000);
 	if (!rc)
@@ -165,6 +272,15 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 void tr_page_clear(tr_page *pg)
 {
 	tr_links_free(&pg->links);
+	for (size_t i = 0; i < pg->nfollow; i++)
+		free(pg->follow_urls[i]);
+	for (size_t i = 0; i < pg->nfields; i++) {
+		for (size_t k = 0; k < pg->fields[i].count; k++)
+			free(pg->fields[i].values[k]);
+		free(pg->fields[i].values);
+		free(pg->fields[i].name);
+	}
+	free(pg->fields);
 	free(pg->follow_urls);
 	free(pg->follow_fps);
 	memset(pg, 0, sizeof(*pg));

@@ -13,6 +13,16 @@ typedef struct tr_page_opts {
 	long max_links; /* links taken from one page */
 } tr_page_opts;
 
+#define TR_PAGE_MAX_FIELD_VALUES 1000  /* values over all fields of one page */
+#define TR_PAGE_MAX_VALUE_BYTES 65536  /* one field value; longer ones are cut */
+
+typedef struct tr_field {
+	char *name;
+	char **values;
+	size_t count, cap;
+	bool list; /* rendered as a JSON array even with one value */
+} tr_field;
+
 typedef struct tr_page {
 	const Trawler__V1__FetchResult *res; /* borrowed */
 	uint64_t fp;       /* fingerprint of the requested URL */
@@ -20,8 +30,13 @@ typedef struct tr_page {
 	bool is_html;
 	tr_links links;    /* every link on the page (HTML 2xx only) */
 	size_t nfollow;    /* links to admit: in scope and within depth */
-	char **follow_urls;   /* canonical URLs, owned (point into links) */
-	uint64_t *follow_fps; /* their fingerprints, owned */
+	size_t follow_cap;
+	char **follow_urls;   /* canonical URLs (owned copies) */
+	uint64_t *follow_fps; /* their fingerprints */
+	const tr_crawl_info *crawl; /* borrowed, for scoping extra links */
+	long max_depth;
+	tr_field *fields;     /* extracted by handlers, in insertion order */
+	size_t nfields, fields_cap, nvalues;
 } tr_page;
 
 /* True when the path of `url` ends in ".EXT" for an EXT in the comma-separated
@@ -37,6 +52,18 @@ bool tr_page_is_html_type(const char *content_type);
  * never fails. Pure computation, thread-safe. */
 int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_crawl_info *crawl,
 		    const tr_page_opts *o);
+
+/* Add a value to field `name` (copied; cut at TR_PAGE_MAX_VALUE_BYTES at a
+ * UTF-8 boundary). `list` marks the field as multi-valued. Returns 0,
+ * TR_ETOOBIG (TR_PAGE_MAX_FIELD_VALUES reached, nothing added) or
+ * TR_ENOMEM. */
+int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool list);
+const tr_field *tr_page_field(const tr_page *pg, const char *name);
+
+/* Follow one more URL found on the page: resolved against the page's final
+ * URL, kept if in scope, within depth and not already listed. Returns 0
+ * (added or filtered out), TR_EINVAL (not an http(s) URL) or TR_ENOMEM. */
+int tr_page_add_link(tr_page *pg, const char *ref);
 
 /* Append the page's pages.jsonl line (with the trailing newline) to `line`.
  * Returns 0 or a tr_buf error (line then holds a partial line: reset it). */

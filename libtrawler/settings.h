@@ -66,6 +66,9 @@ typedef struct tr_settings {
 	long max_links;
 	long dedup_buckets;
 	char *head_extensions;
+	char *plugin;
+	char *plugin_config;
+	long jsonl_max_bytes;
 	double lease;
 	long fault_skip_publish;
 	char *range;
