@@ -454,6 +454,11 @@ static int build_pipeline(cons *c, const tr_settings *s)
 		if (n)
 			rc = tr_pipeline_add_plugin(c->pl, path, s->plugin_config, err, sizeof(err));
 	}
+	if (rc == TR_OK && s->items) {
+		snprintf(conf, sizeof(conf), "topic=%s", s->items_topic);
+		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("items"), conf, c->kp, err,
+				     sizeof(err));
+	}
 	snprintf(conf, sizeof(conf), "dir=%s,max_bytes=%ld", s->out, s->jsonl_max_bytes);
 	if (rc == TR_OK)
 		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("jsonl"), conf, NULL, err, sizeof(err));
@@ -470,14 +475,20 @@ static int setup(cons *c, const tr_settings *s)
 	c->popts.max_links = s->max_links;
 	c->fault_skip = s->fault_skip_publish;
 	c->next_reap = tr_mono_ms() + 1000;
+	/* the producer handle first (no I/O yet: the items sink needs it), then
+	 * the pipeline, so configuration errors show before any network wait */
+	c->kp = tr_kafka_producer_new(s, on_delivery, c, err, sizeof(err));
+	if (!c->kp) {
+		tr_log(TR_LOG_ERROR, "cannot create Kafka producer", 1, "error", err);
+		return TR_EINVAL;
+	}
 	if (build_pipeline(c, s) != TR_OK)
 		return TR_EINVAL;
 	if (tr_redis_connect(&c->redis, s->redis, s->connect_check_timeout, err, sizeof(err))) {
 		tr_log(TR_LOG_ERROR, "Redis unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	c->kp = tr_kafka_producer_new(s, on_delivery, c, err, sizeof(err));
-	if (!c->kp || tr_kafka_check(c->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
+	if (tr_kafka_check(c->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
@@ -501,6 +512,8 @@ static int setup(cons *c, const tr_settings *s)
 
 static void teardown(cons *c)
 {
+	tr_pipeline_free(c->pl); /* before the producer some handlers use */
+	c->pl = NULL;
 	if (c->kc) {
 		rd_kafka_consumer_close(c->kc);
 		if (c->cq)
@@ -514,7 +527,6 @@ static void teardown(cons *c)
 	for (int i = 0; i < c->ncrawls; i++)
 		tr_crawl_info_clear(&c->crawls[i]);
 	tr_redis_free(c->redis);
-	tr_pipeline_free(c->pl);
 }
 
 int tr_consumer_run(const tr_settings *s)

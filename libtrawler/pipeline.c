@@ -150,9 +150,11 @@ bool tr_pipeline_conf(const char *config, const char *key, char *out, size_t out
 /* --- built-in handlers are registered here --- */
 
 extern const tr_handler tr_handler_jsonl;
+extern const tr_handler tr_handler_items;
 
 static const tr_handler *const builtins[] = {
 	&tr_handler_jsonl,
+	&tr_handler_items,
 };
 
 const tr_handler *tr_pipeline_builtin(const char *name)

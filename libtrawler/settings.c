@@ -116,6 +116,8 @@ static const opt options[] = {
 	 "mov,mkv,webm,wmv,flv,iso,exe,dmg,apk,msi,bin,woff,woff2,ttf,otf,eot",
 	 O(head_extensions), 0, 0, TR_EXE_CONSUMER,
 	 "Links whose path ends in one of these extensions are checked with HEAD (empty: none)."},
+	{"items", OPT_BOOL, "false", O(items), 0, 0, TR_EXE_CONSUMER,
+	 "Publish one trawler.v1.Item per page (with its fields) to --items-topic."},
 	{"plugin", OPT_STRING, "", O(plugin), 0, 0, TR_EXE_CONSUMER,
 	 "Handler plug-ins (shared objects, comma separated) run after the built-in extractors."},
 	{"plugin-config", OPT_STRING, "", O(plugin_config), 0, 0, TR_EXE_CONSUMER,

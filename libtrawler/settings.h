@@ -67,6 +67,7 @@ typedef struct tr_settings {
 	long dedup_buckets;
 	char *head_extensions;
 	char *plugin;
+	bool items;
 	char *plugin_config;
 	long jsonl_max_bytes;
 	double lease;
