@@ -434,13 +434,14 @@ static int robots_rule_cmp(const void *a, const void *b)
  * TR_ROBOTS_MAX_BYTES, without the line that limit cuts. */
 static size_t robots_usable_len(const char *body, size_t len)
 {
-	if (len <= TR_ROBOTS_MAX_BYTES)
-		return len;
-	len = TR_ROBOTS_MAX_BYTES;
-	if (body[len] == '\n' || body[len] == '\r')
-		return len;
-	while (len > 0 && body[len - 1] != '\n' && body[len - 1] != '\r')
-		len--;
+	bool cut;
+
+	if (len > TR_ROBOTS_MAX_BYTES) {
+		cut = body[TR_ROBOTS_MAX_BYTES] != '\n' && body[TR_ROBOTS_MAX_BYTES] != '\r';
+		len = TR_ROBOTS_MAX_BYTES;
+		while (cut && len > 0 && body[len - 1] != '\n' && body[len - 1] != '\r')
+			len--;
+	}
 	return len;
 }
 
