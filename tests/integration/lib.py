@@ -7,6 +7,11 @@
   captured (and optionally echoed), every process it spawns tracked through
   an environment marker so the test can tell what *this* run started
 - Checker: named checks, a summary, an exit status
+- for the fetch tests (test_fetch_*.py): shared_services(), site files
+  (write_site_file, html_doc, write_linked_site), server-log analysis
+  (by_host, start_gaps, max_concurrency, fmt_req), pages.jsonl look-ups
+  (records_for, check_record), run_trawler_bg(), trawlerctl(),
+  ensure_debian_package(), free_port()
 """
 
 import json
@@ -130,11 +135,14 @@ class SiteServer:
     listens: ['127.0.0.2:0', ...]; after start(), .hostports holds the
     bound 'host:port' strings in the same order."""
 
-    def __init__(self, root, listens, log_path, workdir=None):
+    def __init__(self, root, listens, log_path, workdir=None, extra_args=(),
+                 conn_log=None):
         self.root = Path(root)
         self.listens = list(listens)
         self.log_path = Path(log_path)
         self.workdir = Path(workdir) if workdir else self.log_path.parent
+        self.extra_args = list(extra_args)    # e.g. ["--slow", "127.0.0.9:0=1"]
+        self.conn_log = Path(conn_log) if conn_log else None
         self.proc = None
         self.hostports = None
         self.rc = None
@@ -147,6 +155,9 @@ class SiteServer:
                "--port-file", str(port_file)]
         for lst in self.listens:
             cmd += ["--listen", lst]
+        if self.conn_log:
+            cmd += ["--conn-log", str(self.conn_log)]
+        cmd += self.extra_args
         self.out_path = self.workdir / "server.out"
         out = open(self.out_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
@@ -183,6 +194,12 @@ class SiteServer:
         if not self.log_path.exists():
             return []
         recs, _ = read_jsonl(self.log_path)
+        return recs
+
+    def read_conn_log(self):
+        if not self.conn_log or not self.conn_log.exists():
+            return []
+        recs, _ = read_jsonl(self.conn_log)
         return recs
 
     def __enter__(self):
@@ -428,3 +445,334 @@ def require_run_sh(chk):
     return chk.check(p.is_file() and os.access(p, os.X_OK),
                      "./run.sh exists and is executable",
                      f"{p} missing or not executable")
+
+
+# --------------------------------------------------------------------------
+# Fetch-behaviour tests (test_fetch_*.py)
+
+def build_dir():
+    """The build run.sh uses: TRAWLER_BUILD_DIR, else REPO/build."""
+    env = os.environ.get("TRAWLER_BUILD_DIR")
+    return Path(env) if env else repo_root() / "build"
+
+
+def trawlerctl():
+    return build_dir() / "trawlerctl"
+
+
+class shared_services:
+    """Context manager: Kafka and Redis for several run.sh calls. With
+    TRAWLER_BROKERS and TRAWLER_REDIS set (test.sh exports them) it does
+    nothing; otherwise it starts deploy/local/services.sh in a temp dir,
+    exports both variables for this process (run.sh and trawlerctl inherit
+    them) and stops the services at exit."""
+
+    def __init__(self, chk=None):
+        self.chk = chk
+        self.dir = None
+        self.saved = {}
+
+    def __enter__(self):
+        if os.environ.get("TRAWLER_BROKERS") and os.environ.get("TRAWLER_REDIS"):
+            return self
+        self.dir = make_tmpdir("trawler-svc-")
+        if self.chk:
+            self.chk.info(f"starting Kafka and Redis in {self.dir} "
+                          "(TRAWLER_BROKERS/TRAWLER_REDIS not set)")
+        r = subprocess.run(["bash", str(repo_root() / "deploy/local/services.sh"),
+                            "start", str(self.dir)], capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode != 0:
+            self._stop()
+            raise RuntimeError(f"services.sh start failed ({r.returncode}):\n"
+                               f"{r.stdout}{r.stderr}")
+        for line in (self.dir / "env").read_text().splitlines():
+            m = re.match(r"\s*export\s+(TRAWLER_\w+)=(\S+)", line)
+            if m:
+                self.saved[m.group(1)] = os.environ.get(m.group(1))
+                os.environ[m.group(1)] = m.group(2).strip("'\"")
+        return self
+
+    def _stop(self):
+        subprocess.run(["bash", str(repo_root() / "deploy/local/services.sh"),
+                        "stop", str(self.dir)], capture_output=True, timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __exit__(self, *exc):
+        if self.dir is None:
+            return
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._stop()
+
+
+def ensure_debian_package(binary, package, timeout=300):
+    """Path of `binary`, installing Debian's `package` when it is missing
+    (as root only; apt-get update once if the first try fails). None when
+    it cannot be had."""
+    found = shutil.which(binary)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    for pre in (None, ["apt-get", "update", "-qq"]):
+        try:
+            if pre:
+                subprocess.run(pre, env=env, capture_output=True, timeout=timeout)
+            r = subprocess.run(cmd, env=env, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return shutil.which(binary)
+        if r.returncode == 0:
+            break
+    return shutil.which(binary)
+
+
+def free_port(host):
+    """A port free on `host` right now (bind to 0, close)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
+        sk.bind((host, 0))
+        return sk.getsockname()[1]
+
+
+# Site files ----------------------------------------------------------------
+
+def host_root(site_root, hostport):
+    """Directory server.py serves for hostport ('127.0.0.2:8080')."""
+    return Path(site_root) / sitecommon.host_dir_name(hostport)
+
+
+def write_site_file(site_root, hostport, rel, data):
+    """Write DIR/<host>_<port>/<rel> (str or bytes); returns the path."""
+    path = host_root(site_root, hostport) / rel.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def html_doc(title, links=(), body=""):
+    """A small HTML page: <title>, then one <a href> per link."""
+    from html import escape
+    items = "".join(f'<li><a href="{escape(h)}">{escape(h)}</a></li>\n'
+                    for h in links)
+    return (f"<!DOCTYPE html>\n<html><head><title>{escape(title)}</title>"
+            f"</head><body>\n<h1>{escape(title)}</h1>\n{body}<ul>\n{items}"
+            f"</ul>\n</body></html>\n")
+
+
+def write_linked_site(site_root, hostport, npages, title_prefix=None):
+    """index.html links to p/1.html .. p/<npages-1>.html; each page links
+    back to / and to the next page. Returns {url: title} of all npages
+    pages (the index is http://hostport/)."""
+    prefix = title_prefix or hostport
+    n = npages - 1
+    pages = {f"http://{hostport}/": f"{prefix} index"}
+    write_site_file(site_root, hostport, "index.html",
+                    html_doc(f"{prefix} index",
+                             [f"/p/{i}.html" for i in range(1, n + 1)]))
+    for i in range(1, n + 1):
+        title = f"{prefix} page {i}"
+        write_site_file(site_root, hostport, f"p/{i}.html",
+                        html_doc(title, ["/", f"/p/{i % n + 1}.html"]))
+        pages[f"http://{hostport}/p/{i}.html"] = title
+    return pages
+
+
+# Server-log analysis ---------------------------------------------------------
+
+def by_host(log):
+    """{host: [records sorted by t_start]}"""
+    out = {}
+    for r in log:
+        out.setdefault(r["host"], []).append(r)
+    for recs in out.values():
+        recs.sort(key=lambda r: r["t_start"])
+    return out
+
+
+def fmt_req(r, t0=None):
+    """'GET /p/1.html -> 200  [+1.234s .. +1.240s] conn 7' (times relative
+    to t0 when given)."""
+    base = t0 if t0 is not None else 0.0
+    extra = " STALLED" if r.get("stalled") else ""
+    extra += f" ({r['error']})" if r.get("error") else ""
+    return (f"{r['method']} {r['path']} -> {r['status']}{extra}  "
+            f"[+{r['t_start'] - base:.3f}s .. +{r['t_end'] - base:.3f}s] "
+            f"conn {r['conn']}")
+
+
+def start_gaps(recs):
+    """[(gap seconds, earlier record, later record)] between consecutive
+    request starts (recs sorted by t_start)."""
+    return [(b["t_start"] - a["t_start"], a, b) for a, b in zip(recs, recs[1:])]
+
+
+def max_concurrency(intervals, eps=0.005):
+    """intervals: [(start, end, payload)]. -> (max number overlapping at
+    one instant, the payloads overlapping at the first instant it is
+    reached). An interval counts on [start, end - eps): the server writes
+    t_end after the last byte, so a client may start its next request a
+    hair before the server's t_end; eps absorbs that."""
+    events, instant = [], set()
+    for i, (s, e, p) in enumerate(intervals):
+        events.append((s, 1, i))
+        if e - eps > s:
+            events.append((e - eps, -1, i))
+        else:                    # shorter than eps: counts at its start only
+            instant.add(i)
+    events.sort(key=lambda ev: (ev[0], ev[1]))   # ends before starts at a tie
+    best, witness, active = 0, [], {}
+    for t, d, i in events:
+        if d > 0:
+            active[i] = intervals[i][2]
+            if len(active) > best:
+                best, witness = len(active), list(active.values())
+            if i in instant:
+                del active[i]
+        else:
+            active.pop(i, None)
+    return best, witness
+
+
+def request_concurrency(recs, eps=0.02):
+    """Max requests in progress at once among server-log records (one
+    host). t_start is the kernel's arrival time, exact; t_end is taken by
+    the server thread after its last write and can lag by a few ms when the
+    thread waits for the GIL. So: a request's end is clamped to the start of
+    the next request on the same connection (HTTP/1.1 without pipelining is
+    sequential per connection), and eps (20 ms) absorbs the lag across
+    connections - far below the slow responses the concurrency checks use."""
+    by_conn = {}
+    for r in recs:
+        by_conn.setdefault((r["host"], r["conn"]), []).append(r)
+    end = {}
+    for rs in by_conn.values():
+        rs.sort(key=lambda r: r["t_start"])
+        for a, b in zip(rs, rs[1:] + [None]):
+            end[id(a)] = a["t_end"] if b is None else min(a["t_end"], b["t_start"])
+    return max_concurrency([(r["t_start"], end[id(r)], r) for r in recs], eps)
+
+
+# pages.jsonl look-ups --------------------------------------------------------
+
+def records_for(records, url):
+    """pages.jsonl records whose url or requested_url is `url`."""
+    return [r for r in records if url in (r.get("url"), r.get("requested_url"))]
+
+
+def short_record(rec, keys=("url", "requested_url", "status", "error",
+                            "error_message", "content_type", "title", "bytes",
+                            "truncated", "partial", "method", "attempts",
+                            "redirects", "http_version")):
+    return json.dumps({k: rec[k] for k in keys if k in rec}, ensure_ascii=False)
+
+
+_MISSING = object()
+
+
+class AbsentOr:
+    """check_record expectation: the field is absent, or equals value."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def check_record(chk, name, records, url, want, by="any"):
+    """Exactly one pages.jsonl record for `url` (by 'url', 'requested_url'
+    or 'any' of both), with every field in `want` equal to its value
+    (lib.ABSENT = field absent or false; lib.AbsentOr(v) = absent or v;
+    a callable = predicate
+    on the value, its __doc__ or name used in the message). Returns the
+    record or None."""
+    if by == "any":
+        recs = records_for(records, url)
+    else:
+        recs = [r for r in records if r.get(by) == url]
+    if len(recs) != 1:
+        host = url.split("/")[2] if "//" in url else ""
+        same_host = [short_record(r) for r in records
+                     if host and host in (r.get("url") or "") + (r.get("requested_url") or "")]
+        chk.check(False, name,
+                  f"expected exactly 1 record for {url} in pages.jsonl, "
+                  f"found {len(recs)}:\n" + show_list(short_record(r) for r in recs)
+                  + f"\nrecords of that host ({len(same_host)}):\n"
+                  + show_list(same_host, 15))
+        return None
+    rec = recs[0]
+    bad = []
+    for k, v in want.items():
+        got = rec.get(k, _MISSING)
+        if v is _MISSING:
+            ok = got is _MISSING or got is False or got is None
+            exp = "absent (or false)"
+        elif isinstance(v, AbsentOr):
+            ok = got is _MISSING or (got == v.value and type(got) is type(v.value))
+            exp = f"{json.dumps(v.value)} or absent"
+        elif callable(v):
+            ok = got is not _MISSING and bool(v(got))
+            exp = (v.__doc__ or getattr(v, "__name__", "predicate")).strip()
+        else:
+            ok = got == v and type(got) is type(v)
+            exp = json.dumps(v)
+        if not ok:
+            bad.append(f"{k}: expected {exp}, got "
+                       f"{'(absent)' if got is _MISSING else json.dumps(got)}")
+    chk.check(not bad, name, "\n".join(bad) + f"\nrecord: {short_record(rec)}")
+    return rec
+
+
+ABSENT = _MISSING
+
+
+def requests_to(log, host, path):
+    """Server-log records for exactly this host and path (with query)."""
+    return sorted((r for r in log if r["host"] == host and r["path"] == path),
+                  key=lambda r: r["t_start"])
+
+
+# Background run --------------------------------------------------------------
+
+class run_trawler_bg:
+    """run_trawler() in a thread: `with run_trawler_bg(args, ...) as bg:`
+    lets the test act while the crawl runs; bg.result after bg.join()
+    (the with-block joins at exit)."""
+
+    def __init__(self, args, timeout, **kw):
+        self.result = None
+        self.error = None
+
+        def target():
+            try:
+                self.result = run_trawler(args, timeout, **kw)
+            except Exception as e:  # reported by join()
+                self.error = e
+        self.thread = threading.Thread(target=target, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def running(self):
+        return self.thread.is_alive()
+
+    def join(self):
+        self.thread.join()
+        if self.error:
+            raise self.error
+        return self.result
+
+    def __exit__(self, *exc):
+        self.thread.join()
+
+
+def wait_until(pred, timeout, interval=0.05):
+    """Poll pred() until true (returns True) or timeout (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return bool(pred())

@@ -3,35 +3,98 @@
 
 Usage:
   server.py --root DIR --listen 127.0.0.2:PORT [--listen ...] --log FILE.jsonl
-            [--port-file F]
+            [--port-file F] [--conn-log FILE.jsonl]
+            [--slow HOST:PORT=SECS] [--robots-status HOST:PORT=CODE[xN]]
 
 Each --listen address serves DIR/<host>_<port>/ (the port actually bound;
 PORT may be 0 = pick a free one; then --port-file receives the JSON list
 ["host:port", ...] in --listen order, written atomically once every socket
 listens). Only 127.0.0.0/8 addresses are accepted.
 
-HTTP/1.1 with keep-alive, GET and HEAD, Content-Length always set. The query
-string is ignored when mapping a path to a file; '/' and '.../' serve
-index.html. One JSON line per request is appended (and flushed) to the log:
+HTTP/1.1 with keep-alive, GET and HEAD, Content-Length always set (except
+on 1xx/204/304). The query string is ignored when mapping a path to a file;
+'/' and '.../' serve index.html. robots.txt is an ordinary static file (a
+test writes DIR/<host>_<port>/robots.txt; none = 404). One JSON line per
+request is appended (and flushed) to the log:
   {"host", "method", "path" (raw request target, with query), "status",
    "t_start", "t_end", "conn", "peer_port", "bytes", "ua"}
+  plus, only when the request had them: "ae" (Accept-Encoding), "range",
+  "inm" (If-None-Match), "ims" (If-Modified-Since); "error" when the
+  client went away mid-response; "stalled": true for /__stall/ (status 0,
+  t_end = when the client gave up).
+  t_start is when the request's first byte reached the socket (kernel
+  receive timestamp, SO_TIMESTAMPNS, on Linux; else when it was parsed),
+  so thread scheduling in this server cannot skew gaps between requests;
+  t_end is when the last byte of the response was written.
+--conn-log FILE: one JSON line per TCP connection when it closes:
+  {"host", "conn", "peer_port", "t_open", "t_close", "requests"}
+
+Per-listener modes. HOST:PORT is the --listen argument as given (e.g.
+127.0.0.15:0) or the bound address; it must name exactly one listener.
+  --slow HOST:PORT=SECS          every response of that listener is delayed
+                                 SECS (t_start is still the arrival time)
+  --robots-status HOST:PORT=CODE[xN]
+                                 /robots.txt answers CODE (e.g. 503): always,
+                                 or only the first N times, then the static
+                                 file (or 404) as usual
 
 Special endpoints: a table of path prefix -> handler (see ROUTES and
-@route). Each handler gets a Request and returns a Response. Present:
-  /__redirect/N   301 to /__redirect/N-1, and from N<=1 to /
-  /__slow/SECS    sleep SECS (float, capped) then 200 text/plain
+@route). Each handler gets a Request and returns a Response. Endpoints
+that count requests keep their state per server and per full path, so a
+test puts its own token in the path to stay independent of other tests.
+Paths below: <t> = any token without '/'; [/...] = any suffix (ignored).
+  /__redirect/N             301 to /__redirect/N-1, and from N<=1 to /
+  /__slow/SECS              sleep SECS (float, capped) then 200 text/plain
+  /__status/CODE[/...]      answers CODE (100..599) with a small HTML body
+  /__503then200/<t>/N[/...] 503 the first N times, then 200 HTML (title
+                            "503then200 <t>")
+  /__429/<t>/SECS[/...]     429 with Retry-After: SECS the first time, then
+                            200 HTML (title "429 <t>")
+  /__gzip/<name>            HTML (title "gzip <name>", see encoded_page_html)
+  /__deflate/<name>         sent with Content-Encoding gzip / deflate / br,
+  /__brotli/<name>          whatever the request's Accept-Encoding says.
+                            Brotli: the `brotli` CLI when on PATH at start-up,
+                            else a built-in encoder (valid RFC 7932 stream of
+                            small uncompressed meta-blocks)
+  /__big/BYTES[/...]        200 text/html body of exactly BYTES bytes
+                            (big_body(BYTES), title "big BYTES")
+  /__slowbody/SECS[/...]    200 text/html, headers at once, then the body
+                            (1000 bytes, Content-Length set) trickles in 20
+                            pieces over SECS seconds
+  /__stall/<t>              reads the request, never answers; closes when the
+                            client gives up (or at shutdown)
+  /__redirect_loop/<t>      302 to /__redirect_loop/<t>/b, which 302s back
+  /__chain/<t>/N            302 to /__chain/<t>/N-1 ... /__chain/<t>/0 is
+                            200 HTML (title "chain end <t>")
+  /__redirect_to?url=U[&status=S]   S (default 302) to the absolute URL U
+  /__range/<name>[?size=N]  N (default 1000) bytes of range_body(N),
+                            text/plain, Accept-Ranges: bytes; a single
+                            "Range: bytes=a-b" / "a-" / "-n" gets 206 with
+                            Content-Range, an unsatisfiable one 416
+  /__etag/<t>               200 HTML with ETag "etag-<t>" and a fixed
+                            Last-Modified; 304 on a matching If-None-Match
+                            or an If-Modified-Since not before it
 SIGTERM or SIGINT: stop accepting, close, exit 0.
 """
 
 import argparse
+import email.utils
+import gzip
+import html
 import ipaddress
 import itertools
 import json
 import os
+import select
+import shutil
 import signal
+import socket
+import struct
+import subprocess
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -72,10 +135,12 @@ class Response:
     gets the headers of the GET response and no body.
     `chunks`: optional iterable of (delay_seconds, bytes) written after the
     headers instead of `body` (for slow or stalled bodies later); then
-    Content-Length must be given explicitly in headers by the handler."""
+    Content-Length must be given explicitly in headers by the handler.
+    `stall`: write nothing at all; wait until the client closes the
+    connection (or the server stops), then close it (logged status 0)."""
 
     def __init__(self, status, body=b"", content_type="text/plain; charset=utf-8",
-                 headers=None, chunks=None, close=False):
+                 headers=None, chunks=None, close=False, stall=False):
         self.status = status
         self.body = body
         self.headers = list(headers or [])
@@ -84,6 +149,7 @@ class Response:
             self.headers.append(("Content-Type", content_type))
         self.chunks = chunks
         self.close = close
+        self.stall = stall
 
 
 ROUTES = {}   # path prefix -> fn(Request, rest_of_path) -> Response
@@ -119,6 +185,324 @@ def slow(req, rest):
         return not_found()
     req.server.stop_event.wait(secs)
     return Response(200, f"slept {secs:g}\n".encode())
+
+
+# --------------------------------------------------------------------------
+# Fetch-behaviour endpoints (politeness, retries, HTTP details)
+
+MAX_BIG_BYTES = 32 * 1024 * 1024
+SLOWBODY_BYTES = 1000
+SLOWBODY_PIECES = 20
+RANGE_DEFAULT_SIZE = 1000
+ETAG_LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+def html_page(title, body_html=""):
+    """A small HTML page with that <title> (escaped)."""
+    t = html.escape(title, quote=False)
+    return (f"<!DOCTYPE html>\n<html><head><title>{t}</title></head>"
+            f"<body>\n<h1>{t}</h1>\n{body_html}</body></html>\n").encode()
+
+
+def count_hit(req, key=None):
+    """How many times this path (or key) was requested before, then +1.
+    State is per listener, so tests use a token of their own in the path."""
+    key = ("hits", key if key is not None else req.path)
+    with req.server.state_lock:
+        n = req.server.state.get(key, 0)
+        req.server.state[key] = n + 1
+    return n
+
+
+def _split_rest(rest, nparts):
+    """'a/b/c/d' -> ['a', 'b'] for nparts=2 (suffix ignored), or None when
+    fewer than nparts non-empty parts."""
+    parts = rest.split("/")
+    if len(parts) < nparts or any(not p for p in parts[:nparts]):
+        return None
+    return parts[:nparts]
+
+
+@route("/__status/")
+def status_code(req, rest):
+    parts = _split_rest(rest, 1)
+    if not parts or not parts[0].isdigit() or not 100 <= int(parts[0]) <= 599:
+        return not_found()
+    code = int(parts[0])
+    return Response(code, html_page(f"status {code}"), HTML_TYPE)
+
+
+@route("/__503then200/")
+def fail_then_ok(req, rest):
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit():
+        return not_found()
+    token, n = parts[0], int(parts[1])
+    if count_hit(req) < n:
+        return Response(503, html_page("503 Service Unavailable"), HTML_TYPE)
+    return Response(200, html_page(f"503then200 {token}"), HTML_TYPE)
+
+
+@route("/__429/")
+def too_many_then_ok(req, rest):
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit():
+        return not_found()
+    token, secs = parts[0], parts[1]
+    if count_hit(req) == 0:
+        return Response(429, html_page("429 Too Many Requests"), HTML_TYPE,
+                        headers=[("Retry-After", secs)])
+    return Response(200, html_page(f"429 {token}"), HTML_TYPE)
+
+
+# Content-Encoding bodies. The decoded body is encoded_page_html(kind, name);
+# tests import it to know the exact decoded size and title.
+
+def encoded_page_html(kind, name):
+    """Decoded HTML of /__<kind>/<name>: title '<kind> <name>', ~4 KB of
+    text so that compression matters."""
+    para = ("<p>" + " ".join(f"word{i % 17} {kind}" for i in range(40))
+            + "</p>\n")
+    return html_page(f"{kind} {name}", para * 12)
+
+
+def brotli_stored(data, block=3):
+    """A valid brotli stream (RFC 7932) made of uncompressed meta-blocks of
+    `block` bytes: WBITS=16, then per block ISLAST=0, MNIBBLES=4, MLEN-1,
+    ISUNCOMPRESSED=1, byte-aligned data; finally ISLAST=1, ISLASTEMPTY=1.
+    Small blocks interleave header bytes every few bytes, so the raw stream
+    is not readable HTML (a client that does not decode finds no title)."""
+    out = bytearray()
+    acc = nbits = 0
+
+    def put(value, n):
+        nonlocal acc, nbits
+        acc |= value << nbits
+        nbits += n
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+
+    def align():
+        if nbits:
+            put(0, 8 - nbits)
+
+    put(0, 1)                       # WBITS = 16
+    for i in range(0, len(data), block):
+        chunk = data[i:i + block]
+        put(0, 1)                   # ISLAST = 0
+        put(0, 2)                   # MNIBBLES = 4
+        put(len(chunk) - 1, 16)     # MLEN - 1
+        put(1, 1)                   # ISUNCOMPRESSED
+        align()
+        out += chunk
+    put(1, 1)                       # ISLAST
+    put(1, 1)                       # ISLASTEMPTY
+    align()
+    return bytes(out)
+
+
+BROTLI_CLI = None   # path of the brotli CLI, set in main() when on PATH
+
+
+def brotli_encode(data):
+    if BROTLI_CLI:
+        r = subprocess.run([BROTLI_CLI, "-c", "-q", "9"], input=data,
+                           capture_output=True, timeout=30)
+        if r.returncode == 0 and r.stdout:
+            return r.stdout
+    return brotli_stored(data)
+
+
+ENCODERS = {
+    "gzip": ("gzip", lambda d: gzip.compress(d, mtime=0)),
+    "deflate": ("deflate", zlib.compress),   # HTTP "deflate" = zlib format
+    "brotli": ("br", brotli_encode),
+}
+
+
+def _encoded(kind):
+    coding, enc = ENCODERS[kind]
+
+    def handler(req, rest):
+        if not rest or "/" in rest:
+            return not_found()
+        key = ("encoded", kind, rest)
+        with req.server.state_lock:
+            body = req.server.state.get(key)
+        if body is None:
+            body = enc(encoded_page_html(kind, rest))
+            with req.server.state_lock:
+                req.server.state[key] = body
+        return Response(200, body, HTML_TYPE,
+                        headers=[("Content-Encoding", coding),
+                                 ("Vary", "Accept-Encoding")])
+    return handler
+
+
+for _kind in ENCODERS:
+    route(f"/__{_kind}/")(_encoded(_kind))
+
+
+def big_body(n):
+    """Exactly n bytes of HTML with title 'big n' (when n allows it)."""
+    head = f"<!DOCTYPE html>\n<html><head><title>big {n}</title></head><body>\n".encode()
+    tail = b"\n</body></html>\n"
+    if n < len(head) + len(tail):
+        return (b"x" * n)
+    fill = n - len(head) - len(tail)
+    line = b"<p>" + b"y" * 72 + b"</p>\n"
+    return head + (line * (fill // len(line) + 1))[:fill] + tail
+
+
+@route("/__big/")
+def big(req, rest):
+    parts = _split_rest(rest, 1)
+    if not parts or not parts[0].isdigit() or int(parts[0]) > MAX_BIG_BYTES:
+        return not_found()
+    return Response(200, big_body(int(parts[0])), HTML_TYPE)
+
+
+@route("/__slowbody/")
+def slow_body(req, rest):
+    parts = _split_rest(rest, 1)
+    try:
+        secs = min(max(float(parts[0]), 0.0), MAX_SLOW_SECONDS)
+    except (TypeError, ValueError):
+        return not_found()
+    body = html_page(f"slowbody {secs:g}")
+    body = (body + b" " * SLOWBODY_BYTES)[:SLOWBODY_BYTES]
+    step = len(body) // SLOWBODY_PIECES
+    pieces = [body[i * step:(i + 1) * step if i < SLOWBODY_PIECES - 1 else None]
+              for i in range(SLOWBODY_PIECES)]
+    delay = secs / (SLOWBODY_PIECES - 1)
+    chunks = [(0 if i == 0 else delay, p) for i, p in enumerate(pieces)]
+    return Response(200, content_type=HTML_TYPE, chunks=chunks,
+                    headers=[("Content-Length", str(len(body)))])
+
+
+@route("/__stall/")
+def stall(req, rest):
+    return Response(0, stall=True)
+
+
+@route("/__redirect_loop/")
+def redirect_loop(req, rest):
+    parts = rest.split("/")
+    if not parts[0] or len(parts) > 2 or (len(parts) == 2 and parts[1] != "b"):
+        return not_found()
+    a = f"/__redirect_loop/{parts[0]}"
+    loc = a if len(parts) == 2 else a + "/b"
+    return Response(302, f"redirect to {loc}\n".encode(),
+                    headers=[("Location", loc)])
+
+
+@route("/__chain/")
+def chain(req, rest):
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit():
+        return not_found()
+    token, n = parts[0], int(parts[1])
+    if n == 0:
+        return Response(200, html_page(f"chain end {token}"), HTML_TYPE)
+    loc = f"/__chain/{token}/{n - 1}"
+    return Response(302, f"redirect to {loc}\n".encode(),
+                    headers=[("Location", loc)])
+
+
+@route("/__redirect_to")
+def redirect_to(req, rest):
+    url = req.args.get("url", [None])[0]
+    try:
+        code = int(req.args.get("status", ["302"])[0])
+    except ValueError:
+        code = 0
+    if rest not in ("", "/") or not url or not 300 <= code <= 399:
+        return not_found()
+    return Response(code, f"redirect to {url}\n".encode(),
+                    headers=[("Location", url)])
+
+
+def range_body(n):
+    """n bytes: '0000000\\n0000008\\n...' (each line = its own offset)."""
+    return b"".join(b"%07d\n" % i for i in range(0, n + 8, 8))[:n]
+
+
+def parse_range(value, size):
+    """'bytes=a-b' -> (first, last) clamped to size, 'unsatisfiable', or
+    None (absent, malformed or multi-range: serve the whole body)."""
+    if not value:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                return "unsatisfiable"
+            return (max(size - n, 0), size - 1)
+        a = int(first)
+        b = int(last) if last != "" else None
+    except ValueError:
+        return None
+    if a < 0 or (b is not None and a > b):
+        return None                     # invalid: ignored, whole body
+    if a >= size:
+        return "unsatisfiable"
+    return (a, size - 1 if b is None else min(b, size - 1))
+
+
+@route("/__range/")
+def ranged(req, rest):
+    if not rest or "/" in rest:
+        return not_found()
+    try:
+        size = int(req.args.get("size", [str(RANGE_DEFAULT_SIZE)])[0])
+    except ValueError:
+        return not_found()
+    if not 0 < size <= MAX_BIG_BYTES:
+        return not_found()
+    body = range_body(size)
+    hdrs = [("Accept-Ranges", "bytes")]
+    r = parse_range(req.headers.get("Range"), size)
+    if r == "unsatisfiable":
+        return Response(416, b"", "text/plain; charset=utf-8",
+                        headers=hdrs + [("Content-Range", f"bytes */{size}")])
+    if r is None:
+        return Response(200, body, "text/plain; charset=utf-8", headers=hdrs)
+    a, b = r
+    return Response(206, body[a:b + 1], "text/plain; charset=utf-8",
+                    headers=hdrs + [("Content-Range", f"bytes {a}-{b}/{size}")])
+
+
+@route("/__etag/")
+def etag(req, rest):
+    if not rest or "/" in rest:
+        return not_found()
+    tag = f'"etag-{rest}"'
+    hdrs = [("ETag", tag), ("Last-Modified", ETAG_LAST_MODIFIED)]
+    inm = req.headers.get("If-None-Match")
+    ims = req.headers.get("If-Modified-Since")
+    fresh = False
+    if inm is not None:
+        tags = [t.strip() for t in inm.split(",")]
+        fresh = "*" in tags or tag in tags or f"W/{tag}" in tags
+    elif ims:
+        try:
+            since = email.utils.parsedate_to_datetime(ims)
+            lm = email.utils.parsedate_to_datetime(ETAG_LAST_MODIFIED)
+            fresh = since >= lm
+        except (TypeError, ValueError):
+            fresh = False
+    if fresh:
+        return Response(304, b"", None, headers=hdrs)
+    return Response(200, html_page(f"etag {rest}"), HTML_TYPE, headers=hdrs)
 
 
 def static_file(req):
@@ -169,6 +553,34 @@ class RequestLog:
                 self.fh = None
 
 
+# (log field, request header) recorded when the request has the header
+LOGGED_HEADERS = (("ae", "Accept-Encoding"), ("range", "Range"),
+                  ("inm", "If-None-Match"), ("ims", "If-Modified-Since"))
+
+# Kernel receive timestamps (Linux SO_TIMESTAMPNS, same value on every
+# asm-generic architecture; Python does not export the constant).
+SO_TIMESTAMPNS = 35
+
+
+def enable_rx_timestamps(sock):
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return True
+    except OSError:
+        return False
+
+
+def rx_timestamp(ancdata):
+    """Wall-clock seconds from an SCM_TIMESTAMPNS control message, or None."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec + nsec / 1e9
+    return None
+
+
 _conn_ids = itertools.count(1)
 _conn_lock = threading.Lock()
 
@@ -188,10 +600,46 @@ class Handler(BaseHTTPRequestHandler):
     # Without TCP_NODELAY a keep-alive client waits ~40 ms per request
     # (Nagle + delayed ACK), which skews throughput and timing tests.
     disable_nagle_algorithm = True
+    # Unbuffered reads: the next request stays in the kernel until it is
+    # parsed, so its arrival time can be peeked first (see t_start).
+    rbufsize = 0
 
     def setup(self):
         super().setup()
         self.conn_id = next_conn_id()
+        self.t_open = time.time()
+        self.n_requests = 0
+        self.t_arrival = None
+        self.rx_timestamps = enable_rx_timestamps(self.connection)
+
+    def handle_one_request(self):
+        """Peek at the next request's kernel receive timestamp (when the
+        first byte reached the socket): thread scheduling in this process
+        cannot then skew the politeness measurements."""
+        self.t_arrival = None
+        if self.rx_timestamps:
+            try:
+                data, anc, _, _ = self.connection.recvmsg(
+                    1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+            except OSError:     # idle timeout, reset
+                self.close_connection = True
+                return
+            if not data:        # peer closed
+                self.close_connection = True
+                return
+            self.t_arrival = rx_timestamp(anc)
+        super().handle_one_request()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.server.connlog is not None:
+                self.server.connlog.write({
+                    "host": self.server.label, "conn": self.conn_id,
+                    "peer_port": self.client_address[1],
+                    "t_open": self.t_open, "t_close": time.time(),
+                    "requests": self.n_requests})
 
     def log_message(self, fmt, *args):  # silence stderr access log
         if self.server.verbose:
@@ -209,38 +657,90 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = refuse
 
     def serve(self, method, allowed=True):
-        t_start = time.time()
-        status, nbytes, error = 0, 0, None
+        now = time.time()
+        t_start = self.t_arrival if self.t_arrival and \
+            now - 600 < self.t_arrival <= now + 0.001 else now
+        self.n_requests += 1
+        status, nbytes, error, stalled = 0, 0, None, False
         try:
+            srv = self.server
+            if srv.slow > 0:
+                srv.stop_event.wait(srv.slow)
             if not allowed:
                 resp = Response(405, b"method not allowed\n",
                                 headers=[("Allow", "GET, HEAD")])
             else:
                 try:
-                    resp = dispatch(Request(self, method))
+                    resp = self.robots_override()
+                    if resp is None:
+                        resp = dispatch(Request(self, method))
                 except Exception as e:  # handler bug: report, keep serving
                     resp = Response(500, f"handler error: {e!r}\n".encode())
             status = resp.status
+            stalled = resp.stall
+            self.body_sent = 0
+            self.t_written = None
             nbytes = self.write_response(method, resp)
         except (BrokenPipeError, ConnectionResetError, TimeoutError) as e:
             error = type(e).__name__
+            nbytes = getattr(self, "body_sent", 0)
             self.close_connection = True
         finally:
             rec = {"host": self.server.label, "method": method,
                    "path": self.path, "status": status,
-                   "t_start": t_start, "t_end": time.time(),
+                   "t_start": t_start, "t_end": self.t_written or time.time(),
                    "conn": self.conn_id, "peer_port": self.client_address[1],
                    "bytes": nbytes, "ua": self.headers.get("User-Agent", "")}
+            for field, header in LOGGED_HEADERS:
+                v = self.headers.get(header)
+                if v is not None:
+                    rec[field] = v
             if error:
                 rec["error"] = error
+            if stalled:
+                rec["stalled"] = True
             self.server.reqlog.write(rec)
 
+    def robots_override(self):
+        """--robots-status: /robots.txt answers the configured status (the
+        first N times, or always)."""
+        srv = self.server
+        if srv.robots_status is None or urlsplit(self.path).path != "/robots.txt":
+            return None
+        code, limit = srv.robots_status
+        with srv.state_lock:
+            n = srv.state.get("robots-override", 0)
+            if limit is not None and n >= limit:
+                return None
+            srv.state["robots-override"] = n + 1
+        return Response(code, f"robots.txt: status {code} (test mode)\n".encode())
+
+    def wait_client_gone(self):
+        """Until the peer closes or the server stops (input is discarded)."""
+        sock = self.connection
+        while not self.server.stop_event.is_set():
+            try:
+                r, _, _ = select.select([sock], [], [], 0.1)
+                if r and not sock.recv(65536, socket.MSG_DONTWAIT):
+                    return
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+
     def write_response(self, method, resp):
+        if resp.stall:
+            self.wait_client_gone()
+            self.close_connection = True
+            return 0
         self.send_response(resp.status)
         names = {k.lower() for k, _ in resp.headers}
         for k, v in resp.headers:
             self.send_header(k, v)
-        if "content-length" not in names:
+        no_body = resp.status < 200 or resp.status in (204, 304)
+        if no_body:
+            method = "HEAD"     # headers only, whatever the method
+        elif "content-length" not in names:
             self.send_header("Content-Length", str(len(resp.body)))
         if resp.close or self.server.stop_event.is_set():
             self.send_header("Connection", "close")
@@ -253,6 +753,7 @@ class Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(b"\r\n")
             self._headers_buffer.append(resp.body)
             self.flush_headers()
+            self.t_written = time.time()
             return len(resp.body)
         self.end_headers()
         n = 0
@@ -262,6 +763,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             self.wfile.write(data)
             n += len(data)
+            self.body_sent = n
         self.wfile.flush()
         return n
 
@@ -270,8 +772,12 @@ class SiteHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, addr, root, reqlog, stop_event, verbose=False):
+    def __init__(self, addr, root, reqlog, stop_event, verbose=False,
+                 connlog=None):
         super().__init__(addr, Handler)
+        # Set on the listener: accepted sockets inherit it, and packets are
+        # stamped on arrival even before the handler thread runs.
+        enable_rx_timestamps(self.socket)
         host, port = self.server_address[:2]
         self.label = f"{host}:{port}"
         self.site_dir = os.path.join(root, host_dir_name(self.label))
@@ -280,6 +786,9 @@ class SiteHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         self.state = {}
         self.state_lock = threading.Lock()
+        self.connlog = connlog
+        self.slow = 0.0            # --slow: seconds added to every response
+        self.robots_status = None  # --robots-status: (code, limit or None)
 
 
 def parse_listen(s):
@@ -295,25 +804,77 @@ def parse_listen(s):
     return host, int(port)
 
 
+def parse_mode(s, kind):
+    """'HOST:PORT=VALUE' -> ('HOST:PORT', VALUE) for --slow / --robots-status."""
+    where, sep, value = s.rpartition("=")
+    if not sep or not where:
+        raise argparse.ArgumentTypeError(f"bad {kind} {s!r}, want HOST:PORT=VALUE")
+    parse_listen(where)
+    if kind == "--slow":
+        try:
+            secs = float(value)
+        except ValueError:
+            secs = -1
+        if not 0 <= secs <= MAX_SLOW_SECONDS:
+            raise argparse.ArgumentTypeError(f"bad {kind} seconds {value!r}")
+        return where, secs
+    code, _, limit = value.partition("x")
+    if not code.isdigit() or not 100 <= int(code) <= 599 or \
+            (limit and not limit.isdigit()):
+        raise argparse.ArgumentTypeError(f"bad {kind} {value!r}, want CODE or CODExN")
+    return where, (int(code), int(limit) if limit else None)
+
+
+def listener_for(where, specs, servers, flag):
+    """The one server whose --listen argument or bound address is `where`."""
+    hits = [srv for spec, srv in zip(specs, servers)
+            if where in (spec, srv.label)]
+    if len(hits) != 1:
+        raise ValueError(f"{flag} {where}: matches {len(hits)} listeners "
+                         f"(want exactly 1 of {specs})")
+    return hits[0]
+
+
 def main(argv=None):
+    global BROTLI_CLI
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", required=True)
     ap.add_argument("--listen", action="append", required=True,
                     type=parse_listen)
     ap.add_argument("--log", default=None, help="JSON-lines request log")
+    ap.add_argument("--conn-log", default=None,
+                    help="JSON-lines log of connections (at close)")
     ap.add_argument("--port-file", default=None)
+    ap.add_argument("--slow", action="append", default=[],
+                    type=lambda v: parse_mode(v, "--slow"),
+                    help="HOST:PORT=SECS: delay every response of a listener")
+    ap.add_argument("--robots-status", action="append", default=[],
+                    type=lambda v: parse_mode(v, "--robots-status"),
+                    help="HOST:PORT=CODE[xN]: /robots.txt answers CODE "
+                    "(the first N times)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
+    BROTLI_CLI = shutil.which("brotli")
     stop = threading.Event()
     reqlog = RequestLog(args.log)
+    connlog = RequestLog(args.conn_log) if args.conn_log else None
     servers = []
     try:
         for host, port in args.listen:
             servers.append(SiteHTTPServer((host, port), os.path.abspath(args.root),
-                                          reqlog, stop, args.verbose))
+                                          reqlog, stop, args.verbose, connlog))
     except OSError as e:
         print(f"server.py: cannot listen: {e}", file=sys.stderr)
+        return 2
+    specs = [f"{h}:{p}" for h, p in args.listen]
+    try:
+        for where, secs in args.slow:
+            listener_for(where, specs, servers, "--slow").slow = secs
+        for where, mode in args.robots_status:
+            listener_for(where, specs, servers, "--robots-status").robots_status = mode
+    except ValueError as e:
+        print(f"server.py: {e}", file=sys.stderr)
         return 2
 
     def on_signal(signum, frame):
@@ -335,6 +896,8 @@ def main(argv=None):
             json.dump(labels, fh)
         os.replace(tmp, args.port_file)
     print("server.py: listening on " + " ".join(labels), flush=True)
+    print(f"server.py: brotli encoder: "
+          f"{BROTLI_CLI or 'built-in (no brotli CLI on PATH)'}", flush=True)
 
     while not stop.wait(1.0):
         pass
@@ -342,6 +905,8 @@ def main(argv=None):
         s.shutdown()
         s.server_close()
     reqlog.close()
+    if connlog:
+        connlog.close()
     print("server.py: stopped", flush=True)
     return 0
 
