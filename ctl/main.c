@@ -28,35 +28,37 @@
 	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
 	"  options-doc          print the options reference (markdown)"
 
-/* Is the URL's host a literal private/loopback address or localhost? */
-static bool host_is_private(const char *url)
+/* Is the URL's host a literal private/loopback address (not exempted by
+ * `allowed`, a CIDR list) or localhost? */
+static bool host_is_private(const char *url, const char *allowed)
 {
 	bool priv = false;
 	char *host = NULL;
 	CURLU *u = curl_url();
 	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-		struct sockaddr_in a4;
-		struct sockaddr_in6 a6;
+		struct sockaddr_storage ss;
 		char h[256];
 		snprintf(h, sizeof(h), "%s", host);
 		if (h[0] == '[') {
 			h[strlen(h) - 1] = '\0';
 			memmove(h, h + 1, strlen(h));
 		}
-		memset(&a4, 0, sizeof(a4));
-		memset(&a6, 0, sizeof(a6));
-		if (inet_pton(AF_INET, h, &a4.sin_addr) == 1) {
-			a4.sin_family = AF_INET;
-			priv = tr_fetch_addr_is_private((struct sockaddr *)&a4);
-		} else if (inet_pton(AF_INET6, h, &a6.sin6_addr) == 1) {
-			a6.sin6_family = AF_INET6;
-			priv = tr_fetch_addr_is_private((struct sockaddr *)&a6);
+		memset(&ss, 0, sizeof(ss));
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+		if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+		} else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
 		} else {
 			size_t n = strlen(h);
 			priv = strcasecmp(h, "localhost") == 0 ||
 			       (n > 10 && strcasecmp(h + n - 10, ".localhost") == 0);
 		}
+		if (ss.ss_family != AF_UNSPEC)
+			priv = tr_fetch_addr_is_private((struct sockaddr *)&ss) &&
+			       tr_fetch_addr_in_list(allowed, (struct sockaddr *)&ss) != 1;
 	}
 	curl_free(host);
 	curl_url_cleanup(u);
@@ -78,10 +80,10 @@ static int validate(const tr_settings *s, char **urls, int n, char **canon)
 				rc == TR_ETOOBIG ? "too long" : "not an absolute http(s) URL");
 			return 2;
 		}
-		if (!s->allow_private && host_is_private(c)) {
+		if (!s->allow_private && host_is_private(c, s->allow_address)) {
 			fprintf(stderr,
 				"trawlerctl: seed URL '%s' points at a loopback or private address; "
-				"refused without --allow-private\n",
+				"refused without --allow-private (or --allow-address)\n",
 				urls[i]);
 			free(c);
 			return 2;

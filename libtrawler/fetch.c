@@ -561,9 +561,9 @@ static void finish(tr_fetcher *f, xfer *x, CURLcode code)
 		else
 			snprintf(errbuf, sizeof(errbuf), "%s", curl_easy_strerror(code));
 		res.error_message = errbuf;
-		/* a transport failure has no trustworthy final response; a refused
-		 * body or a redirect loop still has a status worth reporting */
-		if (code != CURLE_TOO_MANY_REDIRECTS && !x->body_refused)
+		/* a transport failure (a redirect loop included: its hops are in
+		 * the redirect chain) has no final response; a refused body does */
+		if (!x->body_refused)
 			status = 0;
 	}
 	res.status = (uint32_t)status;
