@@ -341,6 +341,20 @@ int64_t tr_hostq_next_ready_ms(const tr_hostq *q)
 	return q->heap_len ? q->heap[0]->next_ms : INT64_MAX;
 }
 
+bool tr_hostq_has(const tr_hostq *q, const char *key)
+{
+	return host_find(q, key, hash_key(key)) != NULL;
+}
+
+void tr_hostq_foreach_pending(const tr_hostq *q, int64_t now_ms,
+			      void (*fn)(const char *key, int64_t next_ms, void *arg), void *arg)
+{
+	for (size_t i = 0; i < q->nbuckets; i++)
+		for (host *h = q->buckets[i]; h; h = h->chain)
+			if (h->next_ms > now_ms)
+				fn(h->key, h->next_ms, arg);
+}
+
 size_t tr_hostq_queued(const tr_hostq *q)
 {
 	return q->queued;

@@ -52,6 +52,15 @@ void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
  * nothing is queued or every queued host is at its connection cap. */
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q);
 
+/* True when host `key` has a record (queued work or recent starts). */
+bool tr_hostq_has(const tr_hostq *q, const char *key);
+
+/* Call `fn(key, next_ms, arg)` for every host whose next allowed start
+ * (monotonic ms) is after `now_ms`: the politeness state worth handing to
+ * another process. */
+void tr_hostq_foreach_pending(const tr_hostq *q, int64_t now_ms,
+			      void (*fn)(const char *key, int64_t next_ms, void *arg), void *arg);
+
 size_t tr_hostq_queued(const tr_hostq *q); /* items queued, all hosts */
 size_t tr_hostq_hosts(const tr_hostq *q);  /* host records held */
 

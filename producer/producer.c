@@ -207,7 +207,15 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
 	}
 	p->fetched++;
 	if (retryable(res) && res->request->attempt < (uint32_t)p->s->max_attempts &&
-	    !tr_lifecycle_stopping() && j->gen == p->gen) {
+	    (p->revoking || tr_lifecycle_stopping())) {
+		/* no time to wait for a retry: leave the offset unfinished so the
+		 * next owner of the partition tries again */
+		j->req = NULL; /* owned and freed by the fetcher */
+		job_free(j);
+		return false;
+	}
+	if (retryable(res) && res->request->attempt < (uint32_t)p->s->max_attempts &&
+	    j->gen == p->gen) {
 		/* Retry in this process without blocking anything else: the host
 		 * is deferred (a 429/503 host is throttled as a whole) and the
 		 * request goes back to its queue; its offset stays unfinished. */
@@ -319,18 +327,66 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		job_free(j);
 		return;
 	}
+	if (!tr_hostq_has(p->hq, j->host_key))
+		takeover(p, j->host_key);
 	if (tr_hostq_push(p->hq, j->host_key, j) != TR_OK) {
 		job_free(j);
 		p->fatal = true;
 	}
 }
 
+/* Politeness handover: a host's next allowed start, as wall-clock ms, kept
+ * in Redis for as long as it matters, so the next owner of the host's
+ * partition waits just as this producer would have. */
+static void handover_one(const char *key, int64_t next_ms, void *arg)
+{
+	prod *p = arg;
+	int64_t wait = next_ms - tr_mono_ms();
+	if (wait <= 0)
+		return;
+	redisReply *rep = tr_redis_cmd(p->redis, "SET tr:polite:{%s} %lld PX %lld", key,
+				       (long long)(tr_now_ms() + wait), (long long)wait);
+	if (rep)
+		freeReplyObject(rep);
+}
+
+/* First sight of a host: honour a next-start time another producer left. */
+static void takeover(prod *p, const char *key)
+{
+	redisReply *rep = tr_redis_cmd(p->redis, "GET tr:polite:{%s}", key);
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		int64_t wait = atoll(rep->str) - tr_now_ms();
+		if (wait > 0)
+			tr_hostq_defer(p->hq, key, tr_mono_ms() + wait);
+	}
+	if (rep)
+		freeReplyObject(rep);
+}
+
+/* Before giving partitions up: let running transfers finish (bounded) and
+ * their results be acknowledged, so their offsets are committed and the
+ * next owner neither refetches them nor overlaps with them. */
+static void drain_in_flight(prod *p)
+{
+	double limit = p->s->stop_timeout < 20 ? p->s->stop_timeout : 20;
+	int64_t deadline = tr_mono_ms() + (int64_t)(limit * 1000);
+	p->revoking = true;
+	while (tr_fetcher_running(p->fetcher) > 0 && tr_mono_ms() < deadline) {
+		tr_fetcher_perform(p->fetcher);
+		rd_kafka_poll(p->kp, 0);
+		tr_fetcher_wait(p->fetcher, NULL, 0, 50);
+	}
+	tr_fetcher_perform(p->fetcher);
+	rd_kafka_flush(p->kp, 10000); /* delivery reports store the offsets */
+	p->revoking = false;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	prod *p = opaque;
-	p->gen++;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		p->gen++;
 		for (int i = 0; i < parts->cnt; i++)
 			tr_offsets_reset(p->offs, parts->elems[i].partition);
 		rd_kafka_assign(rk, parts);
@@ -341,10 +397,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_pause_partitions(rk, p->assigned);
 		tr_log(TR_LOG_INFO, "frontier partitions assigned", 0);
 	} else {
-		/* commit what is finished; queued requests go back to Kafka */
-		rd_kafka_commit(rk, NULL, 0);
+		/* queued requests go back to Kafka; running ones finish first */
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL);
 		robots_gate_drop_parked(p->robots);
+		drain_in_flight(p);
+		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL); /* retries queued meanwhile */
+		rd_kafka_commit(rk, NULL, 0);
+		tr_hostq_foreach_pending(p->hq, tr_mono_ms(), handover_one, p);
+		p->gen++;
 		for (int i = 0; i < parts->cnt; i++)
 			tr_offsets_reset(p->offs, parts->elems[i].partition);
 		rd_kafka_assign(rk, NULL);

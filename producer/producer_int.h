@@ -48,6 +48,7 @@ typedef struct prod {
 	struct robots_gate *robots;
 	int kpipe[2]; /* librdkafka queue wake-ups */
 	bool fatal;
+	bool revoking; /* draining in-flight work before giving partitions up */
 	unsigned long long consumed, fetched, produced, failed, dead, retries;
 } prod;
 
