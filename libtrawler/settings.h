@@ -69,6 +69,8 @@ typedef struct tr_settings {
 	char *plugin;
 	bool items;
 	char *plugin_config;
+	char *postgres;
+	char *postgres_table;
 	long jsonl_max_bytes;
 	double lease;
 	long fault_skip_publish;
