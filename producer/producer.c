@@ -265,6 +265,34 @@ static void dead_letter(prod *p, const rd_kafka_message_t *m, const char *reason
 	publish(p, p->s->dlq_topic, "frontier", buf, len, m->partition, m->offset, p->gen);
 }
 
+/* Politeness handover: a host's next allowed start, as wall-clock ms, kept
+ * in Redis for as long as it matters, so the next owner of the host's
+ * partition waits just as this producer would have. */
+static void handover_one(const char *key, int64_t next_ms, void *arg)
+{
+	prod *p = arg;
+	int64_t wait = next_ms - tr_mono_ms();
+	if (wait <= 0)
+		return;
+	redisReply *rep = tr_redis_cmd(p->redis, "SET tr:polite:{%s} %lld PX %lld", key,
+				       (long long)(tr_now_ms() + wait), (long long)wait);
+	if (rep)
+		freeReplyObject(rep);
+}
+
+/* First sight of a host: honour a next-start time another producer left. */
+static void takeover(prod *p, const char *key)
+{
+	redisReply *rep = tr_redis_cmd(p->redis, "GET tr:polite:{%s}", key);
+	if (rep && rep->type == REDIS_REPLY_STRING) {
+		int64_t wait = atoll(rep->str) - tr_now_ms();
+		if (wait > 0)
+			tr_hostq_defer(p->hq, key, tr_mono_ms() + wait);
+	}
+	if (rep)
+		freeReplyObject(rep);
+}
+
 static bool reaped_and_done(prod *p, const Trawler__V1__CrawlRequest *req)
 {
 	tr_crawl_info info;
@@ -333,34 +361,6 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		job_free(j);
 		p->fatal = true;
 	}
-}
-
-/* Politeness handover: a host's next allowed start, as wall-clock ms, kept
- * in Redis for as long as it matters, so the next owner of the host's
- * partition waits just as this producer would have. */
-static void handover_one(const char *key, int64_t next_ms, void *arg)
-{
-	prod *p = arg;
-	int64_t wait = next_ms - tr_mono_ms();
-	if (wait <= 0)
-		return;
-	redisReply *rep = tr_redis_cmd(p->redis, "SET tr:polite:{%s} %lld PX %lld", key,
-				       (long long)(tr_now_ms() + wait), (long long)wait);
-	if (rep)
-		freeReplyObject(rep);
-}
-
-/* First sight of a host: honour a next-start time another producer left. */
-static void takeover(prod *p, const char *key)
-{
-	redisReply *rep = tr_redis_cmd(p->redis, "GET tr:polite:{%s}", key);
-	if (rep && rep->type == REDIS_REPLY_STRING) {
-		int64_t wait = atoll(rep->str) - tr_now_ms();
-		if (wait > 0)
-			tr_hostq_defer(p->hq, key, tr_mono_ms() + wait);
-	}
-	if (rep)
-		freeReplyObject(rep);
 }
 
 /* Before giving partitions up: let running transfers finish (bounded) and
