@@ -264,6 +264,8 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 	}
 	if (!rc && r->timings)
 		rc = tr_jsonw_kv_int(b, false, "fetch_ms", r->timings->total_us / 1000);
+	if (!rc && r->worker_id && *r->worker_id)
+		rc = tr_jsonw_kv_str(b, false, "worker", r->worker_id);
 	if (!rc)
 		rc = tr_buf_add(b, "}\n", 2);
 	return rc;

@@ -381,6 +381,17 @@ static void drain_in_flight(prod *p)
 	p->revoking = false;
 }
 
+static void log_parts(const char *msg, const rd_kafka_topic_partition_list_t *parts)
+{
+	char list[512];
+	size_t n = 0;
+	list[0] = '\0';
+	for (int i = 0; i < parts->cnt && n + 8 < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%d", i ? "," : "",
+				      (int)parts->elems[i].partition);
+	tr_log(TR_LOG_INFO, msg, 1, "partitions", list);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -395,7 +406,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		p->assigned = rd_kafka_topic_partition_list_copy(parts);
 		if (p->paused) /* our pause state does not survive a rebalance */
 			rd_kafka_pause_partitions(rk, p->assigned);
-		tr_log(TR_LOG_INFO, "frontier partitions assigned", 0);
+		log_parts("frontier partitions assigned", parts);
 	} else {
 		/* queued requests go back to Kafka; running ones finish first */
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL);
@@ -411,7 +422,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (p->assigned)
 			rd_kafka_topic_partition_list_destroy(p->assigned);
 		p->assigned = NULL;
-		tr_log(TR_LOG_INFO, "frontier partitions revoked", 0);
+		log_parts("frontier partitions revoked", parts);
 	}
 }
 
