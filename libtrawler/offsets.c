@@ -1,4 +1,5 @@
 /* offsets.c - lowest-unfinished-offset tracker (a sorted deque per partition). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,4 +158,59 @@ int32_t tr_offsets_partitions(const tr_offsets *t)
 size_t tr_offsets_pending(const tr_offsets *t)
 {
 	return t->pending;
+}
+
+int64_t tr_offsets_done_above(const tr_offsets *t, int32_t partition, char *out, size_t outlen)
+{
+	size_t n = 0;
+	if (outlen)
+		out[0] = '\0';
+	if (partition < 0 || partition >= t->nparts)
+		return -1;
+	const part *pt = &t->parts[partition];
+	int64_t base = pt->next_commit;
+	for (size_t i = pt->head; i < pt->tail; i++) {
+		if (!pt->done[i])
+			continue;
+		size_t j = i;
+		while (j + 1 < pt->tail && pt->done[j + 1] && pt->offs[j + 1] == pt->offs[j] + 1)
+			j++;
+		char item[48];
+		int len = i == j ? snprintf(item, sizeof(item), "%s%lld", n ? "," : "",
+					    (long long)(pt->offs[i] - base))
+				 : snprintf(item, sizeof(item), "%s%lld-%lld", n ? "," : "",
+					    (long long)(pt->offs[i] - base),
+					    (long long)(pt->offs[j] - base));
+		if (n + (size_t)len + 1 > outlen)
+			break;
+		memcpy(out + n, item, (size_t)len + 1);
+		n += (size_t)len;
+		i = j;
+	}
+	return base;
+}
+
+size_t tr_offsets_parse_done(const char *desc, int64_t base, int64_t (*skip)[2], size_t max)
+{
+	size_t n = 0;
+	const char *p = desc;
+	while (p && *p && n < max) {
+		char *end;
+		long long a = strtoll(p, &end, 10), b = a;
+		if (end == p || a < 0)
+			break;
+		if (*end == '-') {
+			const char *q = end + 1;
+			b = strtoll(q, &end, 10);
+			if (end == q || b < a)
+				break;
+		}
+		skip[n][0] = base + a;
+		skip[n][1] = base + b;
+		n++;
+		if (*end != ',')
+			break;
+		p = end + 1;
+	}
+	return n;
 }

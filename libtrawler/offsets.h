@@ -31,6 +31,17 @@ int tr_offsets_done(tr_offsets *t, int32_t partition, int64_t offset);
  * write it to *out and return true. */
 bool tr_offsets_advanced(tr_offsets *t, int32_t partition, int64_t *out);
 
+/* Describe the offsets of `partition` already done above its committable
+ * offset as comma-separated ranges relative to it ("1-3,7"): what a commit
+ * can carry as metadata so the next owner skips finished work. Writes at
+ * most outlen bytes (NUL included); stops at a whole range. Returns the
+ * committable offset, or -1 when nothing is tracked. */
+int64_t tr_offsets_done_above(const tr_offsets *t, int32_t partition, char *out, size_t outlen);
+
+/* Parse such a description back: `skip` gets absolute [from, to] pairs
+ * (at most `max` pairs). Returns the number of pairs. */
+size_t tr_offsets_parse_done(const char *desc, int64_t base, int64_t (*skip)[2], size_t max);
+
 /* Forget everything about a partition (after a revoke or a seek). */
 void tr_offsets_reset(tr_offsets *t, int32_t partition);
 

@@ -21,6 +21,8 @@
 #include "redis.h"
 #include "url.h"
 
+static bool take_skip(prod *p, int32_t partition, int64_t offset);
+
 void job_free(void *p)
 {
 	job *j = p;
@@ -324,6 +326,11 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		if (tr_offsets_track(p->offs, m->partition, m->offset) != TR_OK)
 			return;
 	}
+	if (take_skip(p, m->partition, m->offset)) {
+		/* finished by the partition's previous owner after its commit point */
+		offset_done(p, m->partition, m->offset, p->gen);
+		return;
+	}
 	Trawler__V1__CrawlRequest *req =
 		trawler__v1__crawl_request__unpack(NULL, m->len, m->payload);
 	if (!req || !req->url || !req->crawl_id || !*req->crawl_id) {
@@ -392,6 +399,85 @@ static void log_parts(const char *msg, const rd_kafka_topic_partition_list_t *pa
 	tr_log(TR_LOG_INFO, msg, 1, "partitions", list);
 }
 
+#define COMMIT_METADATA_MAX 4000 /* broker offset.metadata.max.bytes is 4096 */
+#define SKIP_RANGES_MAX 512
+
+/* Commit each revoked partition at its lowest unfinished offset, with the
+ * offsets already finished above it as metadata (see take_skip). */
+static void commit_with_done(prod *p, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
+	char meta[COMMIT_METADATA_MAX];
+	for (int i = 0; i < parts->cnt; i++) {
+		int64_t base = tr_offsets_done_above(p->offs, parts->elems[i].partition, meta,
+						     sizeof(meta));
+		if (base < 0)
+			continue;
+		rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
+		tp->offset = base;
+		if (meta[0]) {
+			tp->metadata = strdup(meta); /* freed with the list */
+			tp->metadata_size = tp->metadata ? strlen(meta) : 0;
+		}
+	}
+	if (l->cnt) {
+		rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
+		if (e)
+			tr_log(TR_LOG_WARN, "commit at revoke failed", 1, "error", rd_kafka_err2str(e));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Read what the previous owner finished above its commit. */
+static void load_skips(prod *p, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
+	for (int32_t i = 0; i < p->nskips; i++) {
+		free(p->skips[i].r);
+		p->skips[i].r = NULL;
+		p->skips[i].n = 0;
+	}
+	if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		for (int i = 0; i < l->cnt; i++) {
+			rd_kafka_topic_partition_t *tp = &l->elems[i];
+			char desc[COMMIT_METADATA_MAX + 1];
+			if (!tp->metadata_size || tp->offset < 0 || tp->partition < 0 ||
+			    tp->partition > 65535)
+				continue;
+			if (tp->partition >= p->nskips) {
+				struct skipset *ns = realloc(p->skips, (size_t)(tp->partition + 1) * sizeof(*ns));
+				if (!ns)
+					continue;
+				memset(ns + p->nskips, 0, (size_t)(tp->partition + 1 - p->nskips) * sizeof(*ns));
+				p->skips = ns;
+				p->nskips = tp->partition + 1;
+			}
+			size_t mlen = tp->metadata_size < COMMIT_METADATA_MAX ? tp->metadata_size
+									   : COMMIT_METADATA_MAX;
+			memcpy(desc, tp->metadata, mlen);
+			desc[mlen] = '\0';
+			struct skipset *sk = &p->skips[tp->partition];
+			if (!(sk->r = malloc(SKIP_RANGES_MAX * sizeof(*sk->r))))
+				continue;
+			sk->n = tr_offsets_parse_done(desc, tp->offset, sk->r, SKIP_RANGES_MAX);
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Was this offset finished by the previous owner? */
+static bool take_skip(prod *p, int32_t partition, int64_t offset)
+{
+	if (partition < 0 || partition >= p->nskips)
+		return false;
+	const struct skipset *sk = &p->skips[partition];
+	for (size_t i = 0; i < sk->n; i++)
+		if (offset >= sk->r[i][0] && offset <= sk->r[i][1])
+			return true;
+	return false;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -400,6 +486,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		p->gen++;
 		for (int i = 0; i < parts->cnt; i++)
 			tr_offsets_reset(p->offs, parts->elems[i].partition);
+		load_skips(p, rk, parts);
 		rd_kafka_assign(rk, parts);
 		if (p->assigned)
 			rd_kafka_topic_partition_list_destroy(p->assigned);
@@ -413,7 +500,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		robots_gate_drop_parked(p->robots);
 		drain_in_flight(p);
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL); /* retries queued meanwhile */
-		rd_kafka_commit(rk, NULL, 0);
+		commit_with_done(p, rk, parts);
 		tr_hostq_foreach_pending(p->hq, tr_mono_ms(), handover_one, p);
 		p->gen++;
 		for (int i = 0; i < parts->cnt; i++)
@@ -597,6 +684,9 @@ static void teardown(prod *p)
 	robots_gate_free(p->robots);
 	tr_hostq_free(p->hq, job_free);
 	tr_offsets_free(p->offs);
+	for (int32_t i = 0; i < p->nskips; i++)
+		free(p->skips[i].r);
+	free(p->skips);
 	tr_redis_free(p->redis);
 	for (int i = 0; i < 2; i++)
 		if (p->kpipe[i] >= 0)

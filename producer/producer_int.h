@@ -49,6 +49,13 @@ typedef struct prod {
 	int kpipe[2]; /* librdkafka queue wake-ups */
 	bool fatal;
 	bool revoking; /* draining in-flight work before giving partitions up */
+	/* per partition: offsets the previous owner finished above its commit
+	 * (from the commit metadata), skipped instead of fetched again */
+	struct skipset {
+		int64_t (*r)[2];
+		size_t n;
+	} *skips;
+	int32_t nskips;
 	unsigned long long consumed, fetched, produced, failed, dead, retries;
 } prod;
 

@@ -53,6 +53,25 @@ static void test_offsets(void)
 	CHECK(tr_offsets_done(t, 7, 100) == TR_OK);
 	CHECK(tr_offsets_advanced(t, 7, &off) && off == 5100);
 	CHECK(tr_offsets_track(t, -1, 1) == TR_EINVAL);
+	/* finished work above the commit point travels as commit metadata */
+	char desc[64];
+	int64_t skip[8][2];
+	for (int64_t o = 200; o < 210; o++)
+		tr_offsets_track(t, 9, o);
+	tr_offsets_done(t, 9, 202);
+	tr_offsets_done(t, 9, 203);
+	tr_offsets_done(t, 9, 204);
+	tr_offsets_done(t, 9, 207);
+	CHECK(tr_offsets_done_above(t, 9, desc, sizeof(desc)) == 200);
+	CHECK_STR(desc, "2-4,7");
+	CHECK(tr_offsets_parse_done(desc, 200, skip, 8) == 2);
+	CHECK(skip[0][0] == 202 && skip[0][1] == 204 && skip[1][0] == 207 && skip[1][1] == 207);
+	CHECK(tr_offsets_done_above(t, 9, desc, 4) == 200); /* cut at a whole range */
+	CHECK_STR(desc, "2-4");
+	CHECK(tr_offsets_parse_done("5,x", 0, skip, 8) == 1);
+	CHECK(tr_offsets_parse_done("", 0, skip, 8) == 0);
+	CHECK(tr_offsets_parse_done("3-1", 0, skip, 8) == 0);
+	CHECK(tr_offsets_done_above(t, 99, desc, sizeof(desc)) == -1);
 	tr_offsets_free(t);
 }
 
