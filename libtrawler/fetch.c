@@ -46,6 +46,7 @@ struct tr_fetcher {
 	char *ca_file;
 	char *content_types;
 	tr_fetch_done_cb cb;
+	tr_fetch_send_cb send_cb;
 	void *payload;
 	xfer *free_list;
 	xfer *all;
@@ -284,6 +285,20 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+void tr_fetcher_on_send(tr_fetcher *f, tr_fetch_send_cb cb)
+{
+	f->send_cb = cb;
+}
+
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+		     int conn_local_port)
+{
+	xfer *x = ud;
+	if (x->f->send_cb)
+		x->f->send_cb(x->ctx, x->f->payload);
+	return CURL_PREREQFUNC_OK;
+}
+
 int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload)
 {
 	tr_fetcher *f = calloc(1, sizeof(*f));
@@ -400,6 +415,8 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);

@@ -38,6 +38,13 @@ typedef struct tr_fetcher tr_fetcher;
  * was given to tr_fetcher_new(). */
 typedef bool (*tr_fetch_done_cb)(const Trawler__V1__FetchResult *res, void *ctx, void *payload);
 
+/* Called right before each request goes on the wire (every redirect hop
+ * too), with the ctx of its transfer: politeness counts from here. */
+typedef void (*tr_fetch_send_cb)(void *ctx, void *payload);
+
+/* Set the send callback (optional; same payload as the done callback). */
+void tr_fetcher_on_send(tr_fetcher *f, tr_fetch_send_cb cb);
+
 /* Returns 0 and a new fetcher in *out, TR_EINVAL for a malformed
  * allow_address list, or TR_ENOMEM. Options are copied. */
 int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload);

@@ -298,6 +298,13 @@ void tr_hostq_release(tr_hostq *q, const char *key, int64_t now_ms)
 	}
 }
 
+void tr_hostq_charge_send(tr_hostq *q, const char *key, int64_t now_ms)
+{
+	host *h = host_find(q, key, hash_key(key));
+	if (h)
+		tr_hostq_defer(q, key, now_ms + h->delay_ms);
+}
+
 void tr_hostq_refund(tr_hostq *q, const char *key)
 {
 	host *h = host_find(q, key, hash_key(key));

@@ -35,6 +35,11 @@ void *tr_hostq_pop_ready(tr_hostq *q, int64_t now_ms, const char **key_out);
 /* A started request of host `key` finished: connections - 1. */
 void tr_hostq_release(tr_hostq *q, const char *key, int64_t now_ms);
 
+/* A request of `key` actually went on the wire at `now_ms`: the next start
+ * is at least one delay after it (a first request waits for its connection,
+ * so the send can be well after the pop). */
+void tr_hostq_charge_send(tr_hostq *q, const char *key, int64_t now_ms);
+
 /* Undo the start charged by the last tr_hostq_pop_ready() of `key` when no
  * request was sent after all (e.g. robots.txt refused the URL): the
  * connection is released and the previous next-start time restored. */

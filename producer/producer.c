@@ -162,6 +162,13 @@ static void count_fetch(const Trawler__V1__FetchResult *res)
 	}
 }
 
+static void on_send(void *ctx, void *payload)
+{
+	prod *p = payload;
+	job *j = ctx;
+	tr_hostq_charge_send(p->hq, j->host_key, tr_mono_ms());
+}
+
 /* Timeouts, resets, 429 and 5xx are worth another try. */
 static bool retryable(const Trawler__V1__FetchResult *res)
 {
@@ -402,24 +409,37 @@ static void log_parts(const char *msg, const rd_kafka_topic_partition_list_t *pa
 #define COMMIT_METADATA_MAX 4000 /* broker offset.metadata.max.bytes is 4096 */
 #define SKIP_RANGES_MAX 512
 
-/* Commit each revoked partition at its lowest unfinished offset, with the
- * offsets already finished above it as metadata (see take_skip). */
+/* Commit each revoked partition at its lowest unfinished offset and leave
+ * the offsets already finished above it in Redis (tr:skip:{group}:topic:
+ * partition = "BASE:RANGES", 1 h), so the next owner skips them instead of
+ * fetching them again. (Kafka commit metadata would be the natural place,
+ * but librdkafka 2.0.2 does not return it from rd_kafka_committed.) */
+static const char *group_of(const prod *p)
+{
+	return p->s->group ? p->s->group : "trawler-producers";
+}
+
 static void commit_with_done(prod *p, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts->cnt);
 	char meta[COMMIT_METADATA_MAX];
 	for (int i = 0; i < parts->cnt; i++) {
-		int64_t base = tr_offsets_done_above(p->offs, parts->elems[i].partition, meta,
-						     sizeof(meta));
+		int32_t part = parts->elems[i].partition;
+		int64_t base = tr_offsets_done_above(p->offs, part, meta, sizeof(meta));
 		if (base < 0)
 			continue;
-		rd_kafka_topic_partition_t *tp =
-			rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, parts->elems[i].partition);
-		tp->offset = base;
-		if (meta[0]) {
-			tp->metadata = strdup(meta); /* freed with the list */
-			tp->metadata_size = tp->metadata ? strlen(meta) : 0;
-		}
+		rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, part)->offset = base;
+		if (!meta[0])
+			continue;
+		redisReply *rep = tr_redis_cmd(p->redis, "SET tr:skip:{%s}:%s:%d %lld:%s PX 3600000",
+					       group_of(p), parts->elems[i].topic, (int)part,
+					       (long long)base, meta);
+		if (rep)
+			freeReplyObject(rep);
+		char pnum[16];
+		snprintf(pnum, sizeof(pnum), "%d", (int)part);
+		tr_log(TR_LOG_DEBUG, "finished above the commit point, handed over", 2, "partition",
+		       pnum, "offsets", meta);
 	}
 	if (l->cnt) {
 		rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
@@ -429,41 +449,39 @@ static void commit_with_done(prod *p, rd_kafka_t *rk, const rd_kafka_topic_parti
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Read what the previous owner finished above its commit. */
-static void load_skips(prod *p, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+/* Read what the previous owners finished above their commits. */
+static void load_skips(prod *p, const rd_kafka_topic_partition_list_t *parts)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(parts);
 	for (int32_t i = 0; i < p->nskips; i++) {
 		free(p->skips[i].r);
 		p->skips[i].r = NULL;
 		p->skips[i].n = 0;
 	}
-	if (rd_kafka_committed(rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-		for (int i = 0; i < l->cnt; i++) {
-			rd_kafka_topic_partition_t *tp = &l->elems[i];
-			char desc[COMMIT_METADATA_MAX + 1];
-			if (!tp->metadata_size || tp->offset < 0 || tp->partition < 0 ||
-			    tp->partition > 65535)
-				continue;
-			if (tp->partition >= p->nskips) {
-				struct skipset *ns = realloc(p->skips, (size_t)(tp->partition + 1) * sizeof(*ns));
-				if (!ns)
-					continue;
-				memset(ns + p->nskips, 0, (size_t)(tp->partition + 1 - p->nskips) * sizeof(*ns));
+	for (int i = 0; i < parts->cnt; i++) {
+		int32_t part = parts->elems[i].partition;
+		if (part < 0 || part > 65535)
+			continue;
+		redisReply *rep = tr_redis_cmd(p->redis, "GET tr:skip:{%s}:%s:%d", group_of(p),
+					       parts->elems[i].topic, (int)part);
+		const char *colon = rep && rep->type == REDIS_REPLY_STRING ? strchr(rep->str, ':') : NULL;
+		if (colon && part >= p->nskips) {
+			struct skipset *ns = realloc(p->skips, (size_t)(part + 1) * sizeof(*ns));
+			if (ns) {
+				memset(ns + p->nskips, 0, (size_t)(part + 1 - p->nskips) * sizeof(*ns));
 				p->skips = ns;
-				p->nskips = tp->partition + 1;
+				p->nskips = part + 1;
 			}
-			size_t mlen = tp->metadata_size < COMMIT_METADATA_MAX ? tp->metadata_size
-									   : COMMIT_METADATA_MAX;
-			memcpy(desc, tp->metadata, mlen);
-			desc[mlen] = '\0';
-			struct skipset *sk = &p->skips[tp->partition];
-			if (!(sk->r = malloc(SKIP_RANGES_MAX * sizeof(*sk->r))))
-				continue;
-			sk->n = tr_offsets_parse_done(desc, tp->offset, sk->r, SKIP_RANGES_MAX);
 		}
+		if (colon && part < p->nskips &&
+		    (p->skips[part].r = malloc(SKIP_RANGES_MAX * sizeof(*p->skips[part].r)))) {
+			p->skips[part].n = tr_offsets_parse_done(colon + 1, atoll(rep->str),
+								 p->skips[part].r, SKIP_RANGES_MAX);
+			tr_log(TR_LOG_DEBUG, "previous owner finished above its commit", 1, "offsets",
+			       rep->str);
+		}
+		if (rep)
+			freeReplyObject(rep);
 	}
-	rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Was this offset finished by the previous owner? */
@@ -486,7 +504,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		p->gen++;
 		for (int i = 0; i < parts->cnt; i++)
 			tr_offsets_reset(p->offs, parts->elems[i].partition);
-		load_skips(p, rk, parts);
+		load_skips(p, parts);
 		rd_kafka_assign(rk, parts);
 		if (p->assigned)
 			rd_kafka_topic_partition_list_destroy(p->assigned);
@@ -665,6 +683,7 @@ static int setup(prod *p, const tr_settings *s)
 		       "value", s->allow_address);
 	if (frc != TR_OK)
 		return frc;
+	tr_fetcher_on_send(p->fetcher, on_send);
 	return TR_OK;
 }
 
