@@ -605,6 +605,7 @@ static void start_ready(prod *p)
 				robots_start_failed(p, j, now);
 			continue;
 		}
+		tr_log(TR_LOG_DEBUG, "start", 2, "host", j->host_key, "url", j->req->url);
 		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
 			tr_hostq_release(p->hq, j->host_key, now);
 			publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_OTHER,
