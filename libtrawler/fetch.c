@@ -427,7 +427,9 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->o.connect_timeout * 1000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* no CURLOPT_PIPEWAIT: it makes an HTTP/1.1 request wait for a busy
+	 * connection and then leave together with the next one, breaking the
+	 * per-host gap; the scheduler already caps connections per host */
 	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 300L);
 	if (f->ca_file[0]) {
 		/* the extra bundle as CAfile, the system store still as CApath */
