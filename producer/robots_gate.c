@@ -252,8 +252,7 @@ void robots_gate_done(prod *p, const job *rj, const Trawler__V1__FetchResult *re
 			argv[1] = key;
 			argv[4] = px;
 			for (int i = 0; i < 5; i++)
-				lens[i] = strlen(argv[i]);
-			lens[2] = (size_t)hl + blen;
+				lens[i] = i == 2 ? (size_t)hl + blen : strlen(argv[i]);
 			redisReply *rep = tr_redis_argv(p->redis, 5, argv, lens);
 			if (rep)
 				freeReplyObject(rep);
