@@ -6,7 +6,8 @@
 #
 # usage: ./run.sh [--out DIR] [--allow-private] [--delay SECONDS]
 #                 [--host-connections N] [--producers N] [--consumers M]
-#                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS] URL...
+#                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
+#                 [--plugin PATH]... [--warc] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -20,16 +21,27 @@ CONSUMERS=1
 CRAWL_ID=""
 MAX_DEPTH=""
 TIMEOUT=0
+PLUGINS=""
+WARC=0
 SEEDS=()
 
 die() { echo "$ME: error: $*" >&2; exit 1; }
 say() { echo "$ME: $*" >&2; }
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 need_value() { [ $# -ge 2 ] || { echo "$ME: option $1 needs a value" >&2; exit 2; }; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+# A handler plug-in (shared object) for the consumers, as an absolute path:
+# dlopen would search the library path for a bare file name.
+add_plugin() {
+  local p
+  p=$(realpath -e -- "$1" 2>/dev/null) && [ -f "$p" ] && [ -r "$p" ] ||
+    die "--plugin $1: no such readable file"
+  case "$p" in *,*) die "--plugin $1: the path may not contain a comma" ;; esac
+  PLUGINS=${PLUGINS:+$PLUGINS,}$p
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,6 +62,9 @@ while [ $# -gt 0 ]; do
     --max-depth=*) MAX_DEPTH=${1#*=}; shift ;;
     --timeout) need_value "$@"; TIMEOUT=$2; shift 2 ;;
     --timeout=*) TIMEOUT=${1#*=}; shift ;;
+    --plugin) need_value "$@"; add_plugin "$2"; shift 2 ;;
+    --plugin=*) add_plugin "${1#*=}"; shift ;;
+    --warc) WARC=1; shift ;;
     -h|--help) usage ;;
     --) shift; SEEDS+=("$@"); break ;;
     -*) echo "$ME: unknown option $1" >&2; usage ;;
@@ -77,15 +92,30 @@ COMMON=()
 [ "$ALLOW_PRIVATE" = 1 ] && PRIV=(--allow-private) || PRIV=()
 [ -n "$CRAWL_ID" ] || CRAWL_ID="run-$(date +%Y%m%d-%H%M%S)-$$"
 export TRAWLER_CRAWL_ID=$CRAWL_ID
+# Each run gets its own topics and consumer groups (unless set in the
+# environment), so runs sharing one Kafka never see each other's messages;
+# when the services are shared, run.sh deletes its topics at the end.
+OWN_TOPICS=0
+if [ -z "${TRAWLER_FRONTIER_TOPIC:-}${TRAWLER_PAGES_TOPIC:-}" ]; then
+  OWN_TOPICS=1
+  export TRAWLER_FRONTIER_TOPIC="trawler.$CRAWL_ID.frontier"
+  export TRAWLER_PAGES_TOPIC="trawler.$CRAWL_ID.pages"
+  export TRAWLER_ITEMS_TOPIC="${TRAWLER_ITEMS_TOPIC:-trawler.$CRAWL_ID.items}"
+  export TRAWLER_DLQ_TOPIC="${TRAWLER_DLQ_TOPIC:-trawler.$CRAWL_ID.deadletter}"
+fi
+WORKERS_MAX=$(( PRODUCERS > CONSUMERS ? PRODUCERS : CONSUMERS ))
+export TRAWLER_PARTITIONS=${TRAWLER_PARTITIONS:-$(( 2 * WORKERS_MAX > 4 ? 2 * WORKERS_MAX : 4 ))}
 
 # 3. validate seeds before starting anything
 "$CTL" validate "${PRIV[@]}" "${SEEDS[@]}" || exit 2
 
-PRODUCER_OPTS=("${PRIV[@]}")
+PRODUCER_OPTS=("${PRIV[@]}" --group "trawler-producers.$CRAWL_ID")
 [ -n "$DELAY" ] && PRODUCER_OPTS+=(--delay "$DELAY")
 [ -n "$HOST_CONNS" ] && PRODUCER_OPTS+=(--host-connections "$HOST_CONNS")
-CONSUMER_OPTS=(--out "$OUT")
+CONSUMER_OPTS=(--out "$OUT" --group "trawler-consumers.$CRAWL_ID")
 [ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
+[ -n "$PLUGINS" ] && CONSUMER_OPTS+=(--plugin "$PLUGINS")
+[ "$WARC" = 1 ] && CONSUMER_OPTS+=(--warc)
 # Check worker options now, so a bad value fails before services start.
 "$BUILD/trawler-producer" "${PRODUCER_OPTS[@]}" --help >/dev/null || exit 2
 "$BUILD/trawler-consumer" "${CONSUMER_OPTS[@]}" --help >/dev/null || exit 2
@@ -93,10 +123,15 @@ CONSUMER_OPTS=(--out "$OUT")
 # 4. services
 SVC_DIR=""
 PIDS=()
+TOPICS_CREATED=0
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -z "$SVC_DIR" ] && [ "$OWN_TOPICS" = 1 ] && [ "$TOPICS_CREATED" = 1 ] &&
+     [ -z "${TRAWLER_KEEP_TOPICS:-}" ]; then
+    "$CTL" delete-topics >/dev/null 2>&1 || true
+  fi
   if [ -n "$SVC_DIR" ]; then
     "$ROOT/deploy/local/services.sh" stop "$SVC_DIR" >/dev/null 2>&1 || true
     [ -n "${TRAWLER_KEEP_SERVICES:-}" ] || rm -rf "$SVC_DIR"
@@ -116,12 +151,14 @@ else
   . "$SVC_DIR/env"
 fi
 "$CTL" init >/dev/null || die "cannot reach Kafka/Redis (see the message above)"
+TOPICS_CREATED=1
 
 # 5. workers (TRAWLER_WORKER_WRAP, e.g. a profiler or `time -o FILE`, prefixes
 # each worker command; WORKER in it is replaced by the worker's name)
 mkdir -p "$OUT/logs"
 wrap_for() { WRAP=${TRAWLER_WORKER_WRAP:-}; WRAP=${WRAP//WORKER/$1}; }
 rm -f "$OUT/pages.jsonl"
+[ "$WARC" = 0 ] || rm -f "$OUT"/warc/trawler-*.warc.gz
 for i in $(seq 1 "$CONSUMERS"); do
   wrap_for "consumer-$i"
   $WRAP "$BUILD/trawler-consumer" --exit-when-done --worker-id "consumer-$i" "${CONSUMER_OPTS[@]}" \

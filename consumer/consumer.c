@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "page.h"
 #include "pipeline.h"
+#include "scope.h"
 #include "redis.h"
 #include "url.h"
 
@@ -39,6 +40,7 @@ typedef struct cons {
 	tr_crawl_info crawls[CRAWL_CACHE];
 	int ncrawls;
 	tr_page_opts popts;
+	tr_scope *scope;
 	int delivery_errors;
 	long fault_skip; /* links still to drop (--fault-skip-publish) */
 	int64_t next_reap;
@@ -86,6 +88,7 @@ static const tr_crawl_info *crawl_get(cons *c, const char *cid)
 	}
 	tr_crawl_info_clear(&c->crawls[slot]);
 	c->crawls[slot] = fresh;
+	c->crawls[slot].max_per_host = c->s->max_pages_per_host;
 	return &c->crawls[slot];
 }
 
@@ -391,9 +394,13 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	for (int i = 0; i < n; i++) {
 		lines += items[i].crawl != NULL;
 		for (size_t k = 0; k < items[i].page.nfollow; k++) {
-			if (items[i].decisions[k] != TR_ADMIT_SKIP) {
+			unsigned char d = items[i].decisions[k];
+			if (d == TR_ADMIT_NEW || d == TR_ADMIT_AGAIN) {
 				publish_link(c, &items[i], k);
 				admitted++;
+			} else if (d == TR_ADMIT_CAPPED) {
+				const char *lim[] = {"pages_per_host"};
+				tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
 			} else {
 				seen++;
 			}
@@ -438,14 +445,25 @@ out:
 	}
 }
 
-/* Handlers in order: plug-ins, then the pages.jsonl sink (last, so it
- * sees every field the others extracted). */
+/* Handlers in order: plug-ins, the items and PostgreSQL sinks when enabled,
+ * then the pages.jsonl sink (the sinks last, so they see every field the
+ * others extracted). */
 static int build_pipeline(cons *c, const tr_settings *s)
 {
 	char err[512], conf[4200];
 	int rc = TR_OK;
 	if (!(c->pl = tr_pipeline_new()))
 		return TR_ENOMEM;
+	if (*s->extract && strchr(s->extract, ',')) {
+		snprintf(err, sizeof(err), "--extract: the path may not contain a comma");
+		rc = TR_EINVAL;
+	} else if (*s->extract) { /* the extractors first: plug-ins and sinks see their fields */
+		snprintf(conf, sizeof(conf), "file=%s", s->extract);
+		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("xpath"), conf, NULL, err, sizeof(err));
+		if (rc == TR_OK)
+			rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("json"), conf, NULL, err,
+					     sizeof(err));
+	}
 	for (const char *p = s->plugin; *p && rc == TR_OK;) {
 		char path[2048];
 		size_t n = strcspn(p, ",");
@@ -458,6 +476,31 @@ static int build_pipeline(cons *c, const tr_settings *s)
 		snprintf(conf, sizeof(conf), "topic=%s", s->items_topic);
 		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("items"), conf, c->kp, err,
 				     sizeof(err));
+	}
+	if (rc == TR_OK && *s->postgres) {
+		if (strchr(s->postgres, ',') || strchr(s->postgres_table, ',')) {
+			snprintf(err, sizeof(err),
+				 "--postgres: the connection string may not contain commas");
+			rc = TR_EINVAL;
+		} else if ((size_t)snprintf(conf, sizeof(conf), "conninfo=%s,table=%s", s->postgres,
+					    s->postgres_table) >= sizeof(conf)) {
+			snprintf(err, sizeof(err), "--postgres: connection string too long");
+			rc = TR_EINVAL;
+		} else {
+			rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("postgres"), conf, NULL,
+					     err, sizeof(err));
+		}
+	}
+	if (rc == TR_OK && s->warc) { /* WARC archive, before the jsonl sink */
+		if (strchr(s->out, ',')) {
+			snprintf(err, sizeof(err), "--warc: the --out path may not contain a comma");
+			rc = TR_EINVAL;
+		} else {
+			snprintf(conf, sizeof(conf), "dir=%s/warc,max_bytes=%ld", s->out,
+				 s->warc_max_bytes);
+			rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("warc"), conf, NULL, err,
+					     sizeof(err));
+		}
 	}
 	snprintf(conf, sizeof(conf), "dir=%s,max_bytes=%ld", s->out, s->jsonl_max_bytes);
 	if (rc == TR_OK)
@@ -473,6 +516,16 @@ static int setup(cons *c, const tr_settings *s)
 	c->s = s;
 	c->popts.max_depth = s->max_depth;
 	c->popts.max_links = s->max_links;
+	{
+		char serr[512];
+		tr_scope_opts so = {s->scope,	       s->allow_regex, s->deny_regex,
+				    s->max_url_length, s->strip_params, s->sort_query};
+		if (tr_scope_new(&c->scope, &so, serr, sizeof(serr)) != TR_OK) {
+			tr_log(TR_LOG_ERROR, "invalid scope settings", 1, "error", serr);
+			return TR_EINVAL;
+		}
+		c->popts.scope = c->scope;
+	}
 	c->fault_skip = s->fault_skip_publish;
 	c->next_reap = tr_mono_ms() + 1000;
 	/* the producer handle first (no I/O yet: the items sink needs it), then
@@ -527,6 +580,7 @@ static void teardown(cons *c)
 	for (int i = 0; i < c->ncrawls; i++)
 		tr_crawl_info_clear(&c->crawls[i]);
 	tr_redis_free(c->redis);
+	tr_scope_free(c->scope);
 }
 
 int tr_consumer_run(const tr_settings *s)

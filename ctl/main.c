@@ -1,6 +1,7 @@
 /* main.c - trawlerctl: create topics, validate and seed URLs, watch a crawl
  * and wait for it to complete. */
 #include <arpa/inet.h>
+#include <math.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "redis.h"
+#include "scope.h"
 #include "url.h"
 
 #define USAGE                                                                                      \
@@ -26,6 +28,8 @@
 	"  status               show admitted/pending/done/failed counts (all crawls with "        \
 	"--crawl-id all)\n"                                                                        \
 	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
+	"  stats                Redis memory of crawl --crawl-id: bytes per URL, Bloom error\n"    \
+	"  delete-topics        delete the four topics (a finished run's own topics)\n"           \
 	"  options-doc          print the options reference (markdown)"
 
 /* Is the URL's host a literal private/loopback address (not exempted by
@@ -159,6 +163,22 @@ static int parse_range(const char *spec, Trawler__V1__ByteRange *r)
 	return 0;
 }
 
+static int cmd_delete_topics(const tr_settings *s)
+{
+	char err[512];
+	int rc = 0;
+	rd_kafka_t *rk = connect_kafka(s);
+	if (!rk)
+		return 1;
+	const char *topics[] = {s->frontier_topic, s->pages_topic, s->items_topic, s->dlq_topic};
+	if (tr_kafka_delete_topics(rk, topics, 4, 30, err, sizeof(err))) {
+		fprintf(stderr, "trawlerctl: %s\n", err);
+		rc = 1;
+	}
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
 static int cmd_seed(const tr_settings *s, char **urls, int n)
 {
 	Trawler__V1__ByteRange range = TRAWLER__V1__BYTE_RANGE__INIT;
@@ -187,6 +207,23 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	}
 	if ((rc = validate(s, urls, n, canon)))
 		goto out;
+	{ /* the same query rules as the consumers (one URL, one fingerprint) */
+		char err[256];
+		tr_scope *sc = NULL;
+		tr_scope_opts so = {"host", "", "", 0, s->strip_params, s->sort_query};
+		if (tr_scope_new(&sc, &so, err, sizeof(err)) != TR_OK) {
+			rc = 1;
+			goto out;
+		}
+		for (int i = 0; i < n; i++) {
+			char *norm = NULL;
+			if (tr_scope_normalize(sc, &norm, canon[i]) == TR_OK) {
+				free(canon[i]);
+				canon[i] = norm;
+			}
+		}
+		tr_scope_free(sc);
+	}
 	for (int i = 0; i < n; i++) {
 		keys[i] = malloc(300);
 		if (!keys[i] || tr_url_host_key(keys[i], 300, canon[i]) != TR_OK) {
@@ -201,7 +238,15 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		rc = 1;
 		goto out;
 	}
-	if (tr_crawl_create(r, s->crawl_id, s->dedup_buckets, (const char *const *)keys, n) ||
+	tr_crawl_dedup dd = {s->dedup_buckets, strcmp(s->dedup, "bloom") == 0, s->bloom_capacity,
+			     s->bloom_error};
+	if (strcmp(s->dedup, "exact") != 0 && !dd.bloom) {
+		fprintf(stderr, "trawlerctl: option dedup: invalid value '%s' (accepted: exact, bloom)\n",
+			s->dedup);
+		rc = 2;
+		goto out;
+	}
+	if (tr_crawl_create(r, s->crawl_id, &dd, (const char *const *)keys, n) ||
 	    tr_crawl_info_load(r, s->crawl_id, &info) ||
 	    tr_crawl_admit(r, &info, 0, 0, fps, canon, (size_t)n, dec)) {
 		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
@@ -210,7 +255,7 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	}
 	int queued = 0;
 	for (int i = 0; i < n; i++) {
-		if (dec[i] == TR_ADMIT_SKIP)
+		if (dec[i] != TR_ADMIT_NEW && dec[i] != TR_ADMIT_AGAIN)
 			continue;
 		Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
 		rq.url = canon[i];
@@ -274,6 +319,44 @@ static void print_counts(FILE *f, const char *cid, const tr_crawl_counts *c, dou
 		tty ? "\r\033[K" : "", cid, c->admitted, c->pending, c->done, c->failed, rate,
 		elapsed, tr_crawl_is_complete(c) ? " complete" : "", tty ? "" : "\n");
 	fflush(f);
+}
+
+static int cmd_stats(const tr_settings *s)
+{
+	tr_redis *r = NULL;
+	tr_crawl_counts c;
+	tr_crawl_memory m;
+	tr_crawl_info info;
+	int rc = connect_redis(s, &r);
+	if (rc)
+		return rc;
+	memset(&info, 0, sizeof(info));
+	if (tr_crawl_counts_get(r, s->crawl_id, &c) != TR_OK || !c.exists ||
+	    tr_crawl_info_load(r, s->crawl_id, &info) != TR_OK ||
+	    tr_crawl_memory_get(r, s->crawl_id, &m) != TR_OK) {
+		fprintf(stderr, "trawlerctl: no crawl named '%s' (or Redis error)\n", s->crawl_id);
+		tr_redis_free(r);
+		return 1;
+	}
+	double n = c.admitted > 0 ? (double)c.admitted : 1;
+	printf("crawl=%s admitted=%lld keys=%lld\n", s->crawl_id, c.admitted, m.keys);
+	printf("dedup_mode=%s dedup_bytes=%lld dedup_bytes_per_url=%.2f\n",
+	       info.bloom ? "bloom" : "exact", m.dedup_bytes, (double)m.dedup_bytes / n);
+	printf("pending_bytes=%lld other_bytes=%lld total_bytes_per_url=%.2f\n", m.pending_bytes,
+	       m.other_bytes, (double)(m.dedup_bytes + m.pending_bytes + m.other_bytes) / n);
+	if (info.bloom) {
+		double p = pow(1 - exp(-(double)info.bloom_k * (double)c.admitted /
+				       (double)info.bloom_bits),
+			       info.bloom_k);
+		printf("bloom_bits=%llu bloom_k=%d false_positive_rate=%.6f\n",
+		       (unsigned long long)info.bloom_bits, info.bloom_k, p);
+	} else {
+		printf("dedup_buckets=%ld fingerprint_bits=%d\n", info.dedup_buckets,
+		       32 + (int)floor(log2((double)info.dedup_buckets)));
+	}
+	tr_crawl_info_clear(&info);
+	tr_redis_free(r);
+	return 0;
 }
 
 static int cmd_status(const tr_settings *s, bool wait_mode)
@@ -370,6 +453,10 @@ int main(int argc, char **argv)
 		rc = cmd_seed(&s, pos + 1, npos - 1);
 	} else if (strcmp(pos[0], "status") == 0) {
 		rc = cmd_status(&s, false);
+	} else if (strcmp(pos[0], "delete-topics") == 0) {
+		rc = cmd_delete_topics(&s);
+	} else if (strcmp(pos[0], "stats") == 0) {
+		rc = cmd_stats(&s);
 	} else if (strcmp(pos[0], "wait") == 0) {
 		rc = cmd_status(&s, true);
 	} else if (strcmp(pos[0], "options-doc") == 0) {

@@ -1,5 +1,6 @@
 /* crawlstate.c - Redis-side dedup, pending count and counters of a crawl. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,20 +8,40 @@
 #include "crawlstate.h"
 #include "log.h"
 
-/* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, now_ms, then
- * quintuples (bucket, member, fp, depth, url). A pending entry holds
- * "parent|admitted_ms|depth|url". Returns one TR_ADMIT_* per URL. */
+/* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, now_ms, max URLs
+ * per host (0 = no cap), then quintuples (bucket, member, fp, depth, url).
+ * A pending entry holds "parent|admitted_ms|depth|url"; tr:{CID}:hosts
+ * counts admissions per host when capped. Returns one TR_ADMIT_* per URL. */
 static tr_redis_script admit_script = {
 	"local prefix, parent, pb, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+	"local maxh = tonumber(ARGV[5])\n"
 	"local live = parent == '0' or redis.call('HEXISTS', prefix..'p:'..pb, parent) == 1\n"
 	"local mine = parent .. '|'\n"
+	"local function fresh(b, m)\n"
+	"  if string.sub(m, 1, 5) ~= 'bits:' then return redis.call('SADD', prefix..'s:'..b, m) == 1 end\n"
+	"  local args = {prefix..'bloom'}\n"
+	"  for pos in string.gmatch(string.sub(m, 6), '%d+') do\n"
+	"    args[#args+1] = 'SET'; args[#args+1] = 'u1'; args[#args+1] = pos; args[#args+1] = 1\n"
+	"  end\n"
+	"  for _, v in ipairs(redis.call('BITFIELD', unpack(args))) do if v == 0 then return true end end\n"
+	"  return false\n"
+	"end\n"
 	"local out, added = {}, 0\n"
-	"for i = 5, #ARGV, 5 do\n"
-	"  local b, m, fp = ARGV[i], ARGV[i+1], ARGV[i+2]\n"
-	"  if redis.call('SADD', prefix..'s:'..b, m) == 1 then\n"
-	"    redis.call('HSET', prefix..'p:'..b, fp, mine..now..'|'..ARGV[i+3]..'|'..ARGV[i+4])\n"
-	"    added = added + 1\n"
-	"    out[#out+1] = 1\n"
+	"for i = 6, #ARGV, 5 do\n"
+	"  local b, m, fp, url = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+4]\n"
+	"  if fresh(b, m) then\n"
+	"    local capped = false\n"
+	"    if maxh > 0 then\n"
+	"      local h = string.match(url, '^%a+://([^/?#]+)') or ''\n"
+	"      capped = redis.call('HINCRBY', prefix..'hosts', h, 1) > maxh\n"
+	"    end\n"
+	"    if capped then\n"
+	"      out[#out+1] = 3\n"
+	"    else\n"
+	"      redis.call('HSET', prefix..'p:'..b, fp, mine..now..'|'..ARGV[i+3]..'|'..url)\n"
+	"      added = added + 1\n"
+	"      out[#out+1] = 1\n"
+	"    end\n"
 	"  else\n"
 	"    local v = live and redis.call('HGET', prefix..'p:'..b, fp)\n"
 	"    if v and string.sub(v, 1, #mine) == mine then out[#out+1] = 2 else out[#out+1] = 0 end\n"
@@ -88,9 +109,22 @@ static void key_of(char *out, size_t len, const char *cid, const char *suffix)
 	snprintf(out, len, "tr:{%s}:%s", cid, suffix);
 }
 
-int tr_crawl_create(tr_redis *r, const char *cid, long dedup_buckets, const char *const *scope,
-		    int nscope)
+void tr_crawl_bloom_size(double n, double p, uint64_t *bits, int *k)
 {
+	double m = ceil(-n * log(p) / (M_LN2 * M_LN2));
+	if (m < 64)
+		m = 64;
+	if (m > 4294967295.0) /* one Redis string: 2^32 bits */
+		m = 4294967295.0;
+	int kk = (int)lround(m / n * M_LN2);
+	*bits = (uint64_t)m;
+	*k = kk < 1 ? 1 : kk > 20 ? 20 : kk;
+}
+
+int tr_crawl_create(tr_redis *r, const char *cid, const tr_crawl_dedup *dd,
+		    const char *const *scope, int nscope)
+{
+	long dedup_buckets = dd->buckets;
 	int rc = TR_EIO;
 	char meta[160];
 	redisReply *rep = NULL;
@@ -103,6 +137,16 @@ int tr_crawl_create(tr_redis *r, const char *cid, long dedup_buckets, const char
 	rep = tr_redis_cmd(r, "HSETNX %s dedup_buckets %ld", meta, dedup_buckets);
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
 		goto out;
+	if (dd->bloom) {
+		uint64_t bits;
+		int k;
+		tr_crawl_bloom_size(dd->bloom_capacity, dd->bloom_error, &bits, &k);
+		freeReplyObject(rep);
+		rep = tr_redis_cmd(r, "HSETNX %s dedup_mode bloom:%llu:%d", meta,
+				   (unsigned long long)bits, k);
+		if (!rep || rep->type == REDIS_REPLY_ERROR)
+			goto out;
+	}
 	freeReplyObject(rep);
 	rep = tr_redis_cmd(r, "SADD tr:crawls %s", cid);
 	if (!rep || rep->type == REDIS_REPLY_ERROR)
@@ -166,8 +210,8 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
 	redisReply *rep = NULL;
 	memset(&tmp, 0, sizeof(tmp));
 	key_of(meta, sizeof(meta), cid, "meta");
-	rep = tr_redis_cmd(r, "HMGET %s dedup_buckets scope", meta);
-	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+	rep = tr_redis_cmd(r, "HMGET %s dedup_buckets scope dedup_mode", meta);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
 		goto out;
 	if (rep->element[0]->type != REDIS_REPLY_STRING) {
 		rc = TR_ENOTFOUND;
@@ -177,6 +221,17 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
 	tmp.dedup_buckets = atol(rep->element[0]->str);
 	if (tmp.dedup_buckets < 1)
 		tmp.dedup_buckets = 1;
+	if (rep->element[2]->type == REDIS_REPLY_STRING &&
+	    strncmp(rep->element[2]->str, "bloom:", 6) == 0) {
+		unsigned long long bits = 0;
+		int k = 0;
+		if (sscanf(rep->element[2]->str + 6, "%llu:%d", &bits, &k) == 2 && bits >= 64 &&
+		    k >= 1 && k <= 20) {
+			tmp.bloom = true;
+			tmp.bloom_bits = bits;
+			tmp.bloom_k = k;
+		}
+	}
 	if (rep->element[1]->type == REDIS_REPLY_STRING) {
 		char *save = NULL;
 		char *copy = strdup(rep->element[1]->str);
@@ -219,9 +274,11 @@ static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, uint32_t de
 		      const uint64_t *fps, char *const *urls, size_t n, const char ***av_out,
 		      char **nums_out, char *meta, size_t metalen, char *prefix, size_t prefixlen)
 {
-	size_t argc = 1 + 4 + 5 * n;
+	size_t argc = 1 + 5 + 5 * n;
 	const char **av = malloc(argc * sizeof(*av));
-	char *nums = malloc((4 + 4 * n) * NUM_LEN);
+	/* a Bloom member is "bits:" + k positions of up to 10 digits */
+	size_t slot = info->bloom ? (size_t)(8 + 11 * info->bloom_k) : NUM_LEN;
+	char *nums = malloc((5 + 3 * n) * NUM_LEN + n * slot);
 	if (!av || !nums) {
 		free(av);
 		free(nums);
@@ -236,20 +293,31 @@ static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, uint32_t de
 	snprintf(nums + NUM_LEN, NUM_LEN, "%ld", ps.bucket);
 	snprintf(nums + 2 * NUM_LEN, NUM_LEN, "%lld", (long long)tr_now_ms());
 	snprintf(nums + 3 * NUM_LEN, NUM_LEN, "%" PRIu32, depth);
+	snprintf(nums + 4 * NUM_LEN, NUM_LEN, "%ld", info->max_per_host);
 	av[2] = nums;
 	av[3] = nums + NUM_LEN;
 	av[4] = nums + 2 * NUM_LEN;
+	av[5] = nums + 4 * NUM_LEN;
 	for (size_t i = 0; i < n; i++) {
 		tr_crawl_slot s = tr_crawl_slot_of(fps[i], info->dedup_buckets);
-		char *b = nums + (4 + 3 * i) * NUM_LEN;
+		char *b = nums + (5 + 3 * i) * NUM_LEN;
 		snprintf(b, NUM_LEN, "%ld", s.bucket);
 		snprintf(b + NUM_LEN, NUM_LEN, "%" PRId32, s.member);
 		snprintf(b + 2 * NUM_LEN, NUM_LEN, "%" PRId64, (int64_t)fps[i]);
-		av[5 + 5 * i] = b;
-		av[6 + 5 * i] = b + NUM_LEN;
-		av[7 + 5 * i] = b + 2 * NUM_LEN;
-		av[8 + 5 * i] = nums + 3 * NUM_LEN; /* depth, shared */
-		av[9 + 5 * i] = urls[i];
+		av[6 + 5 * i] = b;
+		av[7 + 5 * i] = b + NUM_LEN;
+		if (info->bloom) { /* double hashing: h1 + j*h2 mod m */
+			char *m = nums + (5 + 3 * n) * NUM_LEN + i * slot;
+			uint64_t h1 = fps[i] & 0xffffffffu, h2 = (fps[i] >> 32) | 1;
+			int len = snprintf(m, slot, "bits:");
+			for (int j = 0; j < info->bloom_k; j++)
+				len += snprintf(m + len, slot - (size_t)len, "%s%" PRIu64, j ? "," : "",
+						(h1 + (uint64_t)j * h2) % info->bloom_bits);
+			av[7 + 5 * i] = m;
+		}
+		av[8 + 5 * i] = b + 2 * NUM_LEN;
+		av[9 + 5 * i] = nums + 3 * NUM_LEN; /* depth, shared */
+		av[10 + 5 * i] = urls[i];
 	}
 	*av_out = av;
 	*nums_out = nums;
@@ -281,7 +349,7 @@ int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, u
 			prefix, sizeof(prefix));
 	if (rc != TR_OK)
 		return rc;
-	redisReply *rep = tr_redis_eval(r, &admit_script, 1, (int)(5 + 5 * n), av, NULL);
+	redisReply *rep = tr_redis_eval(r, &admit_script, 1, (int)(6 + 5 * n), av, NULL);
 	rc = admit_parse(rep, n, decisions);
 	if (rep)
 		freeReplyObject(rep);
@@ -303,7 +371,7 @@ int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t paren
 			prefix, sizeof(prefix));
 	if (rc != TR_OK)
 		return rc;
-	rc = tr_redis_append_eval(r, &admit_script, 1, (int)(5 + 5 * n), av, NULL);
+	rc = tr_redis_append_eval(r, &admit_script, 1, (int)(6 + 5 * n), av, NULL);
 	free(av);
 	free(nums);
 	return rc;
@@ -492,4 +560,42 @@ int tr_crawl_is_pending(tr_redis *r, const tr_crawl_info *info, uint64_t fp)
 	if (rep)
 		freeReplyObject(rep);
 	return rc;
+}
+
+int tr_crawl_memory_get(tr_redis *r, const char *cid, tr_crawl_memory *m)
+{
+	char pattern[160], cursor[32] = "0";
+	size_t plen;
+	memset(m, 0, sizeof(*m));
+	key_of(pattern, sizeof(pattern), cid, "*");
+	plen = strlen(pattern) - 1;
+	do {
+		redisReply *rep = tr_redis_cmd(r, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+			if (rep)
+				freeReplyObject(rep);
+			return TR_EIO;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+		redisReply *keys = rep->element[1];
+		for (size_t i = 0; i < keys->elements; i++)
+			tr_redis_append_argv(r, 3, (const char *[]){"MEMORY", "USAGE", keys->element[i]->str},
+					     NULL);
+		for (size_t i = 0; i < keys->elements; i++) {
+			redisReply *u = tr_redis_get_reply(r);
+			long long bytes = u && u->type == REDIS_REPLY_INTEGER ? u->integer : 0;
+			const char *rest = keys->element[i]->str + plen;
+			if (strncmp(rest, "s:", 2) == 0 || strcmp(rest, "bloom") == 0)
+				m->dedup_bytes += bytes;
+			else if (strncmp(rest, "p:", 2) == 0)
+				m->pending_bytes += bytes;
+			else
+				m->other_bytes += bytes;
+			m->keys++;
+			if (u)
+				freeReplyObject(u);
+		}
+		freeReplyObject(rep);
+	} while (strcmp(cursor, "0") != 0);
+	return TR_OK;
 }

@@ -27,6 +27,7 @@
 #define TR_ADMIT_SKIP 0  /* seen before: do not enqueue */
 #define TR_ADMIT_NEW 1   /* first sighting: enqueue */
 #define TR_ADMIT_AGAIN 2 /* admitted earlier by this same unfinished parent: enqueue again */
+#define TR_ADMIT_CAPPED 3 /* new, but its host reached max_per_host: not enqueued */
 
 #define TR_CRAWL_MAX_SCOPE 1024
 
@@ -47,6 +48,10 @@ typedef struct tr_crawl_info {
 	int nscope;
 	char *scope[TR_CRAWL_MAX_SCOPE]; /* host keys "host:port", owned */
 	int64_t loaded_ms;               /* monotonic time of the read */
+	long max_per_host;               /* admission cap per host, 0 = none (set by the caller) */
+	bool bloom;                      /* dedup by Bloom filter instead of exact sets */
+	uint64_t bloom_bits;             /* filter size m (bits) */
+	int bloom_k;                     /* hash functions */
 } tr_crawl_info;
 
 /* Position of fingerprint `fp` in a crawl's dedup layout. */
@@ -56,10 +61,21 @@ typedef struct tr_crawl_slot {
 } tr_crawl_slot;
 tr_crawl_slot tr_crawl_slot_of(uint64_t fp, long nbuckets);
 
-/* Create (or extend) crawl `cid`: record creation time, dedup bucket count
+/* Dedup settings fixed when a crawl is created (first writer wins). */
+typedef struct tr_crawl_dedup {
+	long buckets;        /* exact mode buckets, also used for pending entries */
+	bool bloom;          /* Bloom filter instead of exact sets */
+	double bloom_capacity; /* expected URLs */
+	double bloom_error;  /* target false-positive rate at capacity */
+} tr_crawl_dedup;
+
+/* Bloom filter size (bits) and hash count for n URLs at error rate p. */
+void tr_crawl_bloom_size(double n, double p, uint64_t *bits, int *k);
+
+/* Create (or extend) crawl `cid`: record creation time and dedup settings
  * (first writer wins) and add `scope` host keys. Returns 0 or TR_EIO. */
-int tr_crawl_create(tr_redis *r, const char *cid, long dedup_buckets, const char *const *scope,
-		    int nscope);
+int tr_crawl_create(tr_redis *r, const char *cid, const tr_crawl_dedup *dd,
+		    const char *const *scope, int nscope);
 
 /* Read a crawl's info. Returns 0, TR_ENOTFOUND (no such crawl) or TR_EIO.
  * On success `info` is filled (release with tr_crawl_info_clear()). */
@@ -112,6 +128,15 @@ int tr_crawl_counts_get(tr_redis *r, const char *cid, tr_crawl_counts *counts);
 
 /* True when the crawl exists, admitted something and nothing is pending. */
 bool tr_crawl_is_complete(const tr_crawl_counts *c);
+
+/* Memory a crawl takes in Redis, by kind (MEMORY USAGE over its keys). */
+typedef struct tr_crawl_memory {
+	long long dedup_bytes;   /* tr:{CID}:s:* or tr:{CID}:bloom */
+	long long pending_bytes; /* tr:{CID}:p:* */
+	long long other_bytes;   /* meta, hosts, locks */
+	long long keys;
+} tr_crawl_memory;
+int tr_crawl_memory_get(tr_redis *r, const char *cid, tr_crawl_memory *m);
 
 /* List crawl ids (caller frees each string and the array). Returns the
  * count, or a negative error. */

@@ -211,6 +211,50 @@ out:
 	return rc;
 }
 
+int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics,
+			   double timeout_s, char *err, size_t errlen)
+{
+	int rc = TR_OK;
+	char e[256];
+	rd_kafka_DeleteTopic_t *dt[16];
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+	rd_kafka_event_t *ev = NULL;
+	if (ntopics > 16)
+		ntopics = 16;
+	rd_kafka_AdminOptions_set_operation_timeout(opts, (int)(timeout_s * 1000), e, sizeof(e));
+	rd_kafka_AdminOptions_set_request_timeout(opts, (int)(timeout_s * 1000), e, sizeof(e));
+	for (int i = 0; i < ntopics; i++)
+		dt[i] = rd_kafka_DeleteTopic_new(topics[i]);
+	rd_kafka_DeleteTopics(rk, dt, (size_t)ntopics, opts, q);
+	ev = rd_kafka_queue_poll(q, (int)(timeout_s * 1000) + 2000);
+	if (!ev || rd_kafka_event_error(ev)) {
+		snprintf(err, errlen, "Kafka: topic deletion failed: %s",
+			 ev ? rd_kafka_event_error_string(ev) : "timed out");
+		rc = TR_EIO;
+		goto out;
+	}
+	const rd_kafka_DeleteTopics_result_t *res = rd_kafka_event_DeleteTopics_result(ev);
+	size_t n = 0;
+	const rd_kafka_topic_result_t **tr = rd_kafka_DeleteTopics_result_topics(res, &n);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+		if (te && te != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+			snprintf(err, errlen, "Kafka: cannot delete topic %s: %s",
+				 rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
+			rc = TR_EIO;
+		}
+	}
+out:
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	for (int i = 0; i < ntopics; i++)
+		rd_kafka_DeleteTopic_destroy(dt[i]);
+	rd_kafka_AdminOptions_destroy(opts);
+	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
 void tr_kafka_default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				rd_kafka_topic_partition_list_t *parts)
 {

@@ -64,35 +64,60 @@ static const char *charset_of(const char *ct, char *out, size_t outlen)
 	return n ? out : NULL;
 }
 
-/* Keep canonical URL `u` for following if in scope, within depth and new. */
-static int follow(tr_page *pg, const char *u)
+/* Keep canonical URL `cu` for following if in scope, within depth and new
+ * (after the crawl's query rules). */
+static int follow(tr_page *pg, const char *cu)
 {
 	char key[300];
+	char *u = NULL;
+	int rc = TR_OK;
 	uint32_t depth = pg->res->request ? pg->res->request->depth : 0;
 	if ((long)depth + 1 > pg->max_depth || !pg->crawl)
 		return TR_OK;
-	if (tr_url_host_key(key, sizeof(key), u) != TR_OK || !tr_crawl_in_scope(pg->crawl, key))
-		return TR_OK;
-	uint64_t fp = tr_url_fingerprint(u, strlen(u));
+	if (pg->scope && tr_scope_normalize(pg->scope, &u, cu) != TR_OK)
+		return TR_ENOMEM;
+	const char *url = u ? u : cu;
+	if (tr_url_host_key(key, sizeof(key), url) != TR_OK)
+		goto out;
+	if (pg->scope) {
+		int why = tr_scope_check(pg->scope, pg->crawl, url, key);
+		pg->offsite += why == TR_SCOPE_OFFSITE;
+		pg->denied += why == TR_SCOPE_DENIED;
+		pg->too_long += why == TR_SCOPE_TOO_LONG;
+		if (why != TR_SCOPE_OK)
+			goto out;
+	} else if (!tr_crawl_in_scope(pg->crawl, key)) {
+		pg->offsite++;
+		goto out;
+	}
+	uint64_t fp = tr_url_fingerprint(url, strlen(url));
 	for (size_t i = 0; i < pg->nfollow; i++)
-		if (pg->follow_fps[i] == fp && strcmp(pg->follow_urls[i], u) == 0)
-			return TR_OK;
+		if (pg->follow_fps[i] == fp && strcmp(pg->follow_urls[i], url) == 0)
+			goto out;
 	if (pg->nfollow == pg->follow_cap) {
 		size_t cap = pg->follow_cap ? pg->follow_cap * 2 : 32;
 		char **nu = realloc(pg->follow_urls, cap * sizeof(*nu));
-		if (!nu)
-			return TR_ENOMEM;
+		if (!nu) {
+			rc = TR_ENOMEM;
+			goto out;
+		}
 		pg->follow_urls = nu;
 		uint64_t *nf = realloc(pg->follow_fps, cap * sizeof(*nf));
-		if (!nf)
-			return TR_ENOMEM;
+		if (!nf) {
+			rc = TR_ENOMEM;
+			goto out;
+		}
 		pg->follow_fps = nf;
 		pg->follow_cap = cap;
 	}
-	if (!(pg->follow_urls[pg->nfollow] = strdup(u)))
-		return TR_ENOMEM;
+	if (!(pg->follow_urls[pg->nfollow] = strdup(url))) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
 	pg->follow_fps[pg->nfollow++] = fp;
-	return TR_OK;
+out:
+	free(u);
+	return rc;
 }
 
 int tr_page_add_link(tr_page *pg, const char *ref)
@@ -170,6 +195,7 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 	memset(pg, 0, sizeof(*pg));
 	pg->res = res;
 	pg->crawl = crawl;
+	pg->scope = o->scope;
 	pg->max_depth = o->max_depth;
 	pg->fp = res->request ? res->request->fingerprint : 0;
 	pg->failed = res->error != TRAWLER__V1__FETCH_ERROR__ERROR_NONE;

@@ -6,9 +6,11 @@
 #include "buf.h"
 #include "crawlstate.h"
 #include "links.h"
+#include "scope.h"
 #include "trawler.pb-c.h"
 
 typedef struct tr_page_opts {
+	const tr_scope *scope; /* NULL: the seeds' host:port, no query rules */
 	long max_depth; /* links of pages at this depth are not followed */
 	long max_links; /* links taken from one page */
 } tr_page_opts;
@@ -34,7 +36,9 @@ typedef struct tr_page {
 	char **follow_urls;   /* canonical URLs (owned copies) */
 	uint64_t *follow_fps; /* their fingerprints */
 	const tr_crawl_info *crawl; /* borrowed, for scoping extra links */
+	const tr_scope *scope;      /* borrowed */
 	long max_depth;
+	size_t offsite, denied, too_long; /* links not followed, by reason */
 	tr_field *fields;     /* extracted by handlers, in insertion order */
 	size_t nfields, fields_cap, nvalues;
 } tr_page;

@@ -150,11 +150,19 @@ bool tr_pipeline_conf(const char *config, const char *key, char *out, size_t out
 /* --- built-in handlers are registered here --- */
 
 extern const tr_handler tr_handler_jsonl;
+extern const tr_handler tr_handler_warc;
+extern const tr_handler tr_handler_xpath;
+extern const tr_handler tr_handler_json;
 extern const tr_handler tr_handler_items;
+extern const tr_handler tr_handler_postgres;
 
 static const tr_handler *const builtins[] = {
 	&tr_handler_jsonl,
+	&tr_handler_warc,
+	&tr_handler_xpath,
+	&tr_handler_json,
 	&tr_handler_items,
+	&tr_handler_postgres,
 };
 
 const tr_handler *tr_pipeline_builtin(const char *name)
@@ -186,8 +194,8 @@ static int add(tr_pipeline *pl, const tr_handler *h, const char *config, void *p
 		return TR_EINVAL;
 	}
 	if (h->create && (rc = h->create(&state, config ? config : "", &page_api, payload)) != 0) {
-		snprintf(err, errlen, "handler %s: configuration '%s' rejected (error %d)", h->name,
-			 config ? config : "", rc);
+		/* the config string is not echoed: it may hold a password */
+		snprintf(err, errlen, "handler %s: configuration rejected (error %d)", h->name, rc);
 		return rc < 0 ? rc : TR_EINVAL;
 	}
 	pl->st[pl->n].h = h;

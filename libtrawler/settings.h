@@ -64,20 +64,33 @@ typedef struct tr_settings {
 	char *out;
 	long max_depth;
 	long max_links;
+	char *scope;
+	char *allow_regex;
+	char *deny_regex;
+	long max_url_length;
+	char *strip_params;
+	bool sort_query;
+	long max_pages_per_host;
 	long dedup_buckets;
 	char *head_extensions;
+	char *extract; /* rules file for the xpath and json handlers, "" = off */
 	char *plugin;
 	bool items;
 	char *plugin_config;
 	char *postgres;
 	char *postgres_table;
 	long jsonl_max_bytes;
+	bool warc;
+	long warc_max_bytes;
 	double lease;
 	long fault_skip_publish;
 	char *range;
 	char *method;
 	/* ctl */
 	long partitions;
+	char *dedup;
+	double bloom_capacity;
+	double bloom_error;
 	double wait_timeout;
 	bool watch;
 	/* kafka.* pass-through: parallel arrays, owned */

@@ -53,11 +53,12 @@ def main():
             cid = f"items-{os.getpid()}"
             res = lib.run_trawler(["--allow-private", "--delay", "0", "--crawl-id", cid,
                                    "--out", str(tmp / "out"), f"http://{host}/"], timeout=120,
-                                  env_extra={"TRAWLER_ITEMS": "true"})
+                                  env_extra={"TRAWLER_ITEMS": "true", "TRAWLER_KEEP_TOPICS": "1"})
             chk.check(res.rc == 0, "crawl with --items completes", lib.tail(res.output))
             recs, _ = lib.read_jsonl(tmp / "out" / "pages.jsonl")
             items = []
-            for payload in read_items(os.environ["TRAWLER_BROKERS"], "trawler.items"):
+            # run.sh names the topics after the crawl (and keeps them here)
+            for payload in read_items(os.environ["TRAWLER_BROKERS"], f"trawler.{cid}.items"):
                 try:
                     it = decode(payload, root)
                 except ValueError as e:
