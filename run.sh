@@ -7,7 +7,7 @@
 # usage: ./run.sh [--out DIR] [--allow-private] [--delay SECONDS]
 #                 [--host-connections N] [--producers N] [--consumers M]
 #                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
-#                 [--plugin PATH]... [--warc] URL...
+#                 [--plugin PATH]... [--warc] [--extract FILE] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -24,6 +24,7 @@ TIMEOUT=0
 PLUGINS=""
 WARC=0
 SEEDS=()
+EXTRACT=""
 
 die() { echo "$ME: error: $*" >&2; exit 1; }
 say() { echo "$ME: $*" >&2; }
@@ -65,6 +66,8 @@ while [ $# -gt 0 ]; do
     --plugin) need_value "$@"; add_plugin "$2"; shift 2 ;;
     --plugin=*) add_plugin "${1#*=}"; shift ;;
     --warc) WARC=1; shift ;;
+    --extract) need_value "$@"; EXTRACT=$2; shift 2 ;;
+    --extract=*) EXTRACT=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; SEEDS+=("$@"); break ;;
     -*) echo "$ME: unknown option $1" >&2; usage ;;
@@ -116,6 +119,10 @@ CONSUMER_OPTS=(--out "$OUT" --group "trawler-consumers.$CRAWL_ID")
 [ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
 [ -n "$PLUGINS" ] && CONSUMER_OPTS+=(--plugin "$PLUGINS")
 [ "$WARC" = 1 ] && CONSUMER_OPTS+=(--warc)
+if [ -n "$EXTRACT" ]; then
+  [ -r "$EXTRACT" ] || die "--extract $EXTRACT: no such readable file"
+  CONSUMER_OPTS+=(--extract "$(cd "$(dirname "$EXTRACT")" && pwd -P)/$(basename "$EXTRACT")")
+fi
 # Check worker options now, so a bad value fails before services start.
 "$BUILD/trawler-producer" "${PRODUCER_OPTS[@]}" --help >/dev/null || exit 2
 "$BUILD/trawler-consumer" "${CONSUMER_OPTS[@]}" --help >/dev/null || exit 2
