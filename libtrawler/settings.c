@@ -137,7 +137,7 @@ static const opt options[] = {
 	{"items", OPT_BOOL, "false", O(items), 0, 0, TR_EXE_CONSUMER,
 	 "Publish one trawler.v1.Item per page (with its fields) to --items-topic."},
 	{"plugin", OPT_STRING, "", O(plugin), 0, 0, TR_EXE_CONSUMER,
-	 "Handler plug-ins (shared objects, comma separated), run first, before the built-in sinks."},
+	 "Handler plug-ins (shared objects, comma separated), run after the extractors, before the sinks."},
 	{"plugin-config", OPT_STRING, "", O(plugin_config), 0, 0, TR_EXE_CONSUMER,
 	 "Configuration string handed to every plug-in's create()."},
 	{"postgres", OPT_STRING, "", O(postgres), 0, 0, TR_EXE_CONSUMER,
