@@ -510,6 +510,24 @@ static int build_pipeline(cons *c, const tr_settings *s)
 	return rc;
 }
 
+/* Batches finish before the next poll, so a revoke has nothing in flight. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	char list[512];
+	size_t n = 0;
+	list[0] = '\0';
+	for (int i = 0; i < parts->cnt && n + 8 < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%d", i ? "," : "",
+				      (int)parts->elems[i].partition);
+	tr_kafka_default_rebalance(rk, err, parts);
+	tr_log(TR_LOG_INFO,
+	       err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "pages partitions assigned"
+							   : "pages partitions revoked",
+	       1, "partitions", list);
+	TR_UNUSED(opaque);
+}
+
 static int setup(cons *c, const tr_settings *s)
 {
 	char err[512];
@@ -545,8 +563,8 @@ static int setup(cons *c, const tr_settings *s)
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false, NULL, c,
-				      err, sizeof(err));
+	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false,
+				      on_rebalance, c, err, sizeof(err));
 	if (!c->kc) {
 		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
 		return TR_EIO;

@@ -122,7 +122,7 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 		"heartbeat.interval.ms", "1000",
 		"max.poll.interval.ms", "300000",
 		"fetch.wait.max.ms", "50",
-		"queued.max.messages.kbytes", "65536",
+		"queued.max.messages.kbytes", "16384", /* prefetch cap: flat memory */
 		"partition.assignment.strategy", "range,roundrobin",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);

@@ -94,7 +94,7 @@ static const opt options[] = {
 	 "Seconds a host waits after its robots.txt failed with 5xx or no answer."},
 	{"max-redirects", OPT_LONG, "10", O(max_redirects), 0, 100, TR_EXE_PRODUCER,
 	 "Redirects followed per request."},
-	{"max-queued", OPT_LONG, "20000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,
+	{"max-queued", OPT_LONG, "10000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,
 	 "Requests held in per-host queues before the frontier is paused."},
 	{"max-attempts", OPT_LONG, "3", O(max_attempts), 1, 100, TR_EXE_PRODUCER,
 	 "Tries per request for timeouts, resets, 429 and 5xx before the failure is reported."},
