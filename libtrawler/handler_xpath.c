@@ -17,6 +17,7 @@
 #include <libxml/xpathInternals.h>
 
 #include "log.h"
+#include "htmlinput.h"
 #include "pipeline.h"
 #include "rules.h"
 #include "url.h"
@@ -190,63 +191,6 @@ out:
 	return rc;
 }
 
-/* charset=... of a content type, copied into out, or NULL. */
-static const char *xpathh_charset(const char *ct, char *out, size_t outlen)
-{
-	const char *p = strcasestr(ct, "charset=");
-	size_t n = 0;
-
-	if (p == NULL)
-		return NULL;
-	p += 8;
-	if (*p == '"')
-		p++;
-	while (p[n] != '\0' && p[n] != ';' && p[n] != '"' && p[n] != ' ' && n + 1 < outlen) {
-		out[n] = p[n];
-		n++;
-	}
-	out[n] = '\0';
-	return n > 0 ? out : NULL;
-}
-
-/* Whether p[0..len) is well-formed UTF-8 (RFC 3629). */
-static bool xpathh_is_utf8(const unsigned char *p, size_t len)
-{
-	size_t i = 0, n, k;
-	uint32_t cp;
-
-	while (i < len) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf) {
-			n = 1;
-			cp = p[i] & 0x1fu;
-		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
-			n = 2;
-			cp = p[i] & 0x0fu;
-		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
-			n = 3;
-			cp = p[i] & 0x07u;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3fu);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 /*
  * Parse the page the way links.c does, so both see the same document: the
  * declared charset, else UTF-8 when the bytes are valid UTF-8 (libxml2 2.9
@@ -257,26 +201,13 @@ static bool xpathh_is_utf8(const unsigned char *p, size_t len)
 static int xpathh_parse(xmlDocPtr *doc, const char *body, size_t len, const char *content_type)
 {
 	char cs[64], *copy = NULL;
-	const char *charset = xpathh_charset(content_type, cs, sizeof(cs));
-	const unsigned char *u = (const unsigned char *)body;
-	size_t i;
+	const char *charset = tr_html_charset_of(content_type, cs, sizeof(cs));
 
 	*doc = NULL;
 	if (len > INT_MAX)
 		return TR_ETOOBIG;
-	if (charset == NULL && xpathh_is_utf8(u, len))
-		charset = "UTF-8";
-	if (memchr(body, '\0', len) != NULL &&
-	    !(len >= 2 && ((u[0] == 0xff && u[1] == 0xfe) || (u[0] == 0xfe && u[1] == 0xff))) &&
-	    !(charset != NULL &&
-	      (strstr(charset, "16") != NULL || strstr(charset, "32") != NULL))) {
-		copy = malloc(len);
-		if (copy == NULL)
-			return TR_ENOMEM;
-		for (i = 0; i < len; i++)
-			copy[i] = u[i] == 0 ? ' ' : (char)u[i];
-		body = copy;
-	}
+	if (tr_html_prepare(&body, len, &charset, &copy) != TR_OK)
+		return TR_ENOMEM;
 	*doc = htmlReadMemory(body, (int)len, NULL, charset, XPATHH_PARSE_OPTIONS);
 	free(copy);
 	return TR_OK;

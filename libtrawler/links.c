@@ -6,6 +6,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
 
+#include "htmlinput.h"
 #include "links.h"
 #include "url.h"
 
@@ -311,85 +312,6 @@ out:
 	return rc;
 }
 
-/* Whether p[0..len) is entirely well-formed UTF-8 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static bool links_is_utf8(const unsigned char *p, size_t len)
-{
-	size_t i = 0, n, k;
-	uint64_t w;
-	uint32_t cp;
-
-	while (i < len) {
-		/* Fast path over ASCII, 8 bytes at a time. */
-		while (len - i >= 8) {
-			memcpy(&w, p + i, 8);
-			if ((w & UINT64_C(0x8080808080808080)) != 0)
-				break;
-			i += 8;
-		}
-		if (i == len)
-			break;
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (p[i] >= 0xc2 && p[i] <= 0xdf) {
-			n = 1;
-			cp = p[i] & 0x1fu;
-		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
-			n = 2;
-			cp = p[i] & 0x0fu;
-		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
-			n = 3;
-			cp = p[i] & 0x07u;
-		} else {
-			return false;
-		}
-		if (len - i <= n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3fu);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
-/* libxml2 2.9 stops at a NUL byte; browsers read it as U+FFFD. Replace NULs
- * by spaces unless the document is UTF-16/32, where NULs are part of the
- * characters. Sets *owned to a copy when one was needed. */
-static int links_no_nuls(char **owned, const char **html, size_t len, const char *charset)
-{
-	int rc = 0;
-	const unsigned char *p = (const unsigned char *)*html;
-	char *copy;
-	size_t i;
-
-	*owned = NULL;
-	if (memchr(*html, '\0', len) == NULL)
-		goto out;
-	if (len >= 2 && ((p[0] == 0xff && p[1] == 0xfe) || (p[0] == 0xfe && p[1] == 0xff)))
-		goto out;
-	if (charset != NULL && (strstr(charset, "16") != NULL || strstr(charset, "32") != NULL))
-		goto out;
-	copy = malloc(len);
-	if (copy == NULL) {
-		rc = TR_ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < len; i++)
-		copy[i] = p[i] == 0 ? ' ' : (char)p[i];
-	*owned = copy;
-	*html = copy;
-out:
-	return rc;
-}
-
 /* Parse the document, filling st. */
 static int links_parse(links_state *st, const char *html, size_t len, const char *charset)
 {
@@ -400,11 +322,7 @@ static int links_parse(links_state *st, const char *html, size_t len, const char
 
 	if (len == 0)
 		goto out;
-	/* Undeclared, libxml2 2.9 reads non-ASCII bytes as ISO-8859-1 (the HTML
-	 * 4 default). Today a page that is valid UTF-8 is UTF-8. */
-	if (charset == NULL && links_is_utf8((const unsigned char *)html, len))
-		charset = "UTF-8";
-	rc = links_no_nuls(&owned, &html, len, charset);
+	rc = tr_html_prepare(&html, len, &charset, &owned);
 	if (rc != 0)
 		goto out;
 	ctxt = htmlNewParserCtxt();

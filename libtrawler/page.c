@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "fetch.h"
+#include "htmlinput.h"
 #include "jsonw.h"
 #include "page.h"
 #include "url.h"
@@ -44,24 +45,6 @@ bool tr_page_is_html_type(const char *ct)
 		ct++;
 	return strncasecmp(ct, "text/html", 9) == 0 ||
 	       strncasecmp(ct, "application/xhtml+xml", 21) == 0;
-}
-
-/* charset=... from a content type, copied into out, or NULL. */
-static const char *charset_of(const char *ct, char *out, size_t outlen)
-{
-	const char *p = ct ? strcasestr(ct, "charset=") : NULL;
-	size_t n = 0;
-	if (!p)
-		return NULL;
-	p += 8;
-	if (*p == '"')
-		p++;
-	while (p[n] && p[n] != ';' && p[n] != '"' && p[n] != ' ' && n + 1 < outlen) {
-		out[n] = p[n];
-		n++;
-	}
-	out[n] = '\0';
-	return n ? out : NULL;
 }
 
 /* Keep canonical URL `cu` for following if in scope, within depth and new
@@ -205,7 +188,7 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 
 	const char *url = res->final_url && *res->final_url ? res->final_url : res->request->url;
 	rc = tr_links_extract_charset(&pg->links, (const char *)res->body.data, res->body.len, url,
-				      charset_of(res->content_type, charset, sizeof(charset)),
+				      tr_html_charset_of(res->content_type, charset, sizeof(charset)),
 				      (size_t)o->max_links);
 	if (rc != TR_OK) {
 		/* unparseable: recorded with no links */
