@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "consumer.h"
 #include "crawlstate.h"
+#include "deadletter.h"
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -115,24 +116,12 @@ static int publish(cons *c, const char *topic, const char *key, void *value, siz
 static void dead_letter_stage(cons *c, const rd_kafka_message_t *m, const char *stage_name,
 			      const char *reason)
 {
-	Trawler__V1__DeadLetter dl = TRAWLER__V1__DEAD_LETTER__INIT;
-	dl.reason = (char *)reason;
-	dl.stage = (char *)stage_name;
-	dl.source_topic = c->s->pages_topic;
-	dl.partition = m->partition;
-	dl.offset = m->offset;
-	dl.original.data = m->payload;
-	dl.original.len = m->len > 65536 ? 65536 : m->len;
-	dl.at_ms = tr_now_ms();
-	dl.worker_id = c->s->worker_id;
-	size_t len = trawler__v1__dead_letter__get_packed_size(&dl);
-	uint8_t *buf = malloc(len ? len : 1);
+	size_t len;
+	uint8_t *buf = tr_deadletter_pack(m, c->s->pages_topic, stage_name, reason,
+					  c->s->worker_id, &len);
 	if (!buf)
 		return;
-	trawler__v1__dead_letter__pack(&dl, buf);
 	c->dead++;
-	const char *stage[] = {stage_name};
-	tr_metrics_inc(TR_METRIC_DEAD_LETTERS, stage, 1);
 	tr_log(TR_LOG_WARN, "pages message sent to dead-letter topic", 2, "stage", stage_name,
 	       "reason", reason);
 	publish(c, c->s->dlq_topic, "pages", buf, len);

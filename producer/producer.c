@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "crawlstate.h"
+#include "deadletter.h"
 #include "fetch.h"
 #include "hostq.h"
 #include "kafka.h"
@@ -252,24 +253,12 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
  * topic; its offset completes when that is acknowledged. */
 static void dead_letter(prod *p, const rd_kafka_message_t *m, const char *reason)
 {
-	Trawler__V1__DeadLetter dl = TRAWLER__V1__DEAD_LETTER__INIT;
-	dl.reason = (char *)reason;
-	dl.stage = (char *)"producer:decode";
-	dl.source_topic = p->s->frontier_topic;
-	dl.partition = m->partition;
-	dl.offset = m->offset;
-	dl.original.data = m->payload;
-	dl.original.len = m->len > 65536 ? 65536 : m->len;
-	dl.at_ms = tr_now_ms();
-	dl.worker_id = p->s->worker_id;
-	size_t len = trawler__v1__dead_letter__get_packed_size(&dl);
-	uint8_t *buf = malloc(len ? len : 1);
+	size_t len;
+	uint8_t *buf = tr_deadletter_pack(m, p->s->frontier_topic, "producer:decode", reason,
+					  p->s->worker_id, &len);
 	if (!buf)
 		return;
-	trawler__v1__dead_letter__pack(&dl, buf);
 	p->dead++;
-	const char *stage[] = {"producer:decode"};
-	tr_metrics_inc(TR_METRIC_DEAD_LETTERS, stage, 1);
 	tr_log(TR_LOG_WARN, "frontier message sent to dead-letter topic", 1, "reason", reason);
 	publish(p, p->s->dlq_topic, "frontier", buf, len, m->partition, m->offset, p->gen);
 }
