@@ -426,6 +426,10 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(f->o.timeout * 1000));
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->o.connect_timeout * 1000));
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	if (f->o.low_speed_limit > 0) { /* slowloris guard, reported as a timeout */
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, f->o.low_speed_limit);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)f->o.low_speed_time);
+	}
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	/* no CURLOPT_PIPEWAIT: it makes an HTTP/1.1 request wait for a busy
 	 * connection and then leave together with the next one, breaking the

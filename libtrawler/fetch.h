@@ -16,6 +16,8 @@ typedef struct tr_fetch_opts {
 	long max_body;          /* body bytes kept; more aborts the transfer (truncated) */
 	double timeout;         /* total seconds per transfer */
 	double connect_timeout; /* seconds to connect */
+	long low_speed_limit;   /* bytes/s; slower for low_speed_time aborts (0 = off) */
+	double low_speed_time;
 	long max_redirects;
 	long max_total_conns;   /* connection cap for the whole fetcher */
 	long max_host_conns;    /* per-host connection cap (safety net) */

@@ -46,6 +46,8 @@ typedef struct tr_settings {
 	long host_connections;
 	double timeout;
 	double connect_timeout;
+	long low_speed_limit;
+	double low_speed_time;
 	long max_body;
 	char *user_agent;
 	bool allow_private;

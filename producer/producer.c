@@ -653,6 +653,8 @@ static int setup(prod *p, const tr_settings *s)
 	fo.max_body = s->max_body;
 	fo.timeout = s->timeout;
 	fo.connect_timeout = s->connect_timeout;
+	fo.low_speed_limit = s->low_speed_limit;
+	fo.low_speed_time = s->low_speed_time;
 	fo.max_redirects = s->max_redirects;
 	fo.max_total_conns = s->concurrency;
 	fo.max_host_conns = s->host_connections;
