@@ -253,6 +253,27 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		rc = 1;
 		goto out;
 	}
+	/* a crawl keeps the frontier topic it was created with: seeding more
+	 * URLs into it later reaches its workers whatever this shell's settings */
+	const char *topic = s->frontier_topic;
+	char stored[256] = "";
+	{
+		char meta[160];
+		snprintf(meta, sizeof(meta), "tr:{%s}:meta", s->crawl_id);
+		redisReply *rep = tr_redis_cmd(r, "HSETNX %s frontier_topic %s", meta, s->frontier_topic);
+		if (rep)
+			freeReplyObject(rep);
+		rep = tr_redis_cmd(r, "HGET %s frontier_topic", meta);
+		if (rep && rep->type == REDIS_REPLY_STRING)
+			snprintf(stored, sizeof(stored), "%s", rep->str);
+		if (rep)
+			freeReplyObject(rep);
+		if (stored[0] && strcmp(stored, topic) != 0) {
+			fprintf(stderr, "trawlerctl: crawl %s uses frontier topic %s; seeding there\n",
+				s->crawl_id, stored);
+			topic = stored;
+		}
+	}
 	int queued = 0;
 	for (int i = 0; i < n; i++) {
 		if (dec[i] != TR_ADMIT_NEW && dec[i] != TR_ADMIT_AGAIN)
@@ -274,7 +295,7 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		}
 		trawler__v1__crawl_request__pack(&rq, buf);
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(s->frontier_topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
 			RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 			RD_KAFKA_V_END);
 		if (e) {
