@@ -56,6 +56,9 @@ typedef struct item {
 	const tr_crawl_info *crawl;
 	tr_page page;
 	unsigned char *decisions;
+	char *redir_url;    /* final URL of a redirected fetch, marked seen + done */
+	uint64_t redir_fp;
+	unsigned char redir_decision;
 } item;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -228,6 +231,27 @@ static void reap(cons *c)
 	}
 }
 
+/* A fetch that ended on another URL: remember the target (in scope) so it
+ * is deduplicated like any link. */
+static void note_redirect(cons *c, item *it)
+{
+	const Trawler__V1__FetchResult *r = it->res;
+	char *canon = NULL, *norm = NULL, key[300];
+	if (r->error || !r->n_redirects || !r->final_url || !*r->final_url)
+		return;
+	if (tr_url_canonicalize(&canon, r->final_url) != TR_OK)
+		return;
+	if (tr_scope_normalize(c->scope, &norm, canon) == TR_OK && strcmp(norm, r->request->url) != 0 &&
+	    tr_url_host_key(key, sizeof(key), norm) == TR_OK &&
+	    tr_scope_check(c->scope, it->crawl, norm, key) == TR_SCOPE_OK) {
+		it->redir_url = norm;
+		it->redir_fp = tr_url_fingerprint(norm, strlen(norm));
+		norm = NULL;
+	}
+	free(norm);
+	free(canon);
+}
+
 /* Admit every page's followed links with one pipelined round trip. */
 static int admit_batch(cons *c, item *items, int n)
 {
@@ -252,6 +276,19 @@ static int admit_batch(cons *c, item *items, int n)
 						 it->res->request->depth + 1, it->page.follow_fps,
 						 it->page.follow_urls, it->page.nfollow, it->decisions);
 		}
+		/* redirect targets: seen like any URL, so a later link to one is
+		 * not fetched again (admitted here, done with their page) */
+		for (int i = 0; i < n && rc == TR_OK; i++)
+			if (items[i].crawl && items[i].redir_url)
+				rc = tr_crawl_admit_append(c->redis, items[i].crawl, items[i].page.fp,
+							   items[i].res->request->depth,
+							   &items[i].redir_fp, &items[i].redir_url, 1);
+		for (int i = 0; i < n && rc == TR_OK; i++)
+			if (items[i].crawl && items[i].redir_url)
+				rc = tr_crawl_admit_read(c->redis, items[i].crawl, items[i].page.fp,
+							 items[i].res->request->depth,
+							 &items[i].redir_fp, &items[i].redir_url, 1,
+							 &items[i].redir_decision);
 		if (rc == TR_OK)
 			return TR_OK;
 		tr_log(TR_LOG_WARN, "admitting links failed, retrying", 1, "error",
@@ -265,8 +302,8 @@ static int admit_batch(cons *c, item *items, int n)
 /* Mark every page of the batch done, one script call per crawl. */
 static int done_batch(cons *c, item *items, int n)
 {
-	uint64_t fps[BATCH];
-	bool failed[BATCH];
+	uint64_t fps[2 * BATCH];
+	bool failed[2 * BATCH];
 	bool handled[BATCH] = {false};
 	for (int i = 0; i < n; i++) {
 		if (!items[i].crawl || handled[i])
@@ -279,6 +316,12 @@ static int done_batch(cons *c, item *items, int n)
 			fps[k] = items[j].page.fp;
 			failed[k] = items[j].page.failed;
 			k++;
+			if (items[j].redir_url && (items[j].redir_decision == TR_ADMIT_NEW ||
+						   items[j].redir_decision == TR_ADMIT_AGAIN)) {
+				fps[k] = items[j].redir_fp;
+				failed[k] = false;
+				k++;
+			}
 		}
 		int rc = TR_EIO;
 		for (int attempt = 0; attempt < REDIS_RETRIES && rc != TR_OK; attempt++) {
@@ -362,6 +405,7 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 			c->fatal = true;
 			break;
 		}
+		note_redirect(c, it);
 		struct dlq_ctx d = {c, m};
 		tr_pipeline_process(c->pl, &it->page, m->payload, m->len, on_handler_error, &d);
 		/* handlers may have added links: size the decisions now */
@@ -428,6 +472,7 @@ out:
 	for (int i = 0; i < n; i++) {
 		tr_page_clear(&items[i].page);
 		free(items[i].decisions);
+		free(items[i].redir_url);
 		if (items[i].res)
 			trawler__v1__fetch_result__free_unpacked(items[i].res, NULL);
 		rd_kafka_message_destroy(items[i].m);
