@@ -568,6 +568,7 @@ static int setup(cons *c, const tr_settings *s)
 	c->s = s;
 	c->popts.max_depth = s->max_depth;
 	c->popts.max_links = s->max_links;
+	c->popts.follow_nofollow = s->follow_nofollow;
 	{
 		char serr[512];
 		tr_scope_opts so = {s->scope,	       s->allow_regex, s->deny_regex,

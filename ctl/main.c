@@ -1,6 +1,7 @@
 /* main.c - trawlerctl: create topics, validate and seed URLs, watch a crawl
  * and wait for it to complete. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <math.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -248,7 +249,8 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	}
 	if (tr_crawl_create(r, s->crawl_id, &dd, (const char *const *)keys, n) ||
 	    tr_crawl_info_load(r, s->crawl_id, &info) ||
-	    tr_crawl_admit(r, &info, 0, 0, fps, canon, (size_t)n, dec)) {
+	    (info.max_per_host = LONG_MAX / 2, /* count seeds toward any per-host cap */
+	     tr_crawl_admit(r, &info, 0, 0, fps, canon, (size_t)n, dec))) {
 		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
 		rc = 1;
 		goto out;

@@ -195,9 +195,16 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 		memset(&pg->links, 0, sizeof(pg->links));
 		return rc == TR_ENOMEM ? TR_ENOMEM : TR_OK;
 	}
-	for (size_t i = 0; i < pg->links.count; i++)
+	for (size_t i = 0; i < pg->links.count; i++) {
+		/* robots meta nofollow on the page, or rel=nofollow on the link */
+		if (!o->follow_nofollow &&
+		    (pg->links.meta_nofollow || (pg->links.items[i].flags & TR_LINK_NOFOLLOW))) {
+			pg->nofollow++;
+			continue;
+		}
 		if ((rc = follow(pg, pg->links.items[i].url)) == TR_ENOMEM)
 			return rc;
+	}
 	return TR_OK;
 }
 
@@ -243,6 +250,10 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 		rc = tr_jsonw_kv_int(b, false, "redirects", (long long)r->n_redirects);
 	if (!rc && pg->links.canonical)
 		rc = tr_jsonw_kv_str(b, false, "canonical", pg->links.canonical);
+	if (!rc && pg->links.meta_noindex)
+		rc = tr_jsonw_kv_bool(b, false, "noindex", true);
+	if (!rc && pg->nofollow)
+		rc = tr_jsonw_kv_int(b, false, "nofollow", (long long)pg->nofollow);
 	if (!rc && q && q->referrer && *q->referrer)
 		rc = tr_jsonw_kv_str(b, false, "referrer", q->referrer);
 	if (!rc && q)

@@ -13,6 +13,7 @@ typedef struct tr_page_opts {
 	const tr_scope *scope; /* NULL: the seeds' host:port, no query rules */
 	long max_depth; /* links of pages at this depth are not followed */
 	long max_links; /* links taken from one page */
+	bool follow_nofollow; /* also follow rel=nofollow links and meta-nofollow pages */
 } tr_page_opts;
 
 #define TR_PAGE_MAX_FIELD_VALUES 1000  /* values over all fields of one page */
@@ -38,7 +39,7 @@ typedef struct tr_page {
 	const tr_crawl_info *crawl; /* borrowed, for scoping extra links */
 	const tr_scope *scope;      /* borrowed */
 	long max_depth;
-	size_t offsite, denied, too_long; /* links not followed, by reason */
+	size_t offsite, denied, too_long, nofollow; /* links not followed, by reason */
 	tr_field *fields;     /* extracted by handlers, in insertion order */
 	size_t nfields, fields_cap, nvalues;
 } tr_page;

@@ -125,6 +125,8 @@ static const opt options[] = {
 	 "Order query parameters by name, so ?b=1&a=2 and ?a=2&b=1 are one URL."},
 	{"max-pages-per-host", OPT_LONG, "0", O(max_pages_per_host), 0, 1000000000,
 	 TR_EXE_CONSUMER, "Admit at most this many URLs per host and crawl (0 = no cap; a trap guard)."},
+	{"follow-nofollow", OPT_BOOL, "false", O(follow_nofollow), 0, 0, TR_EXE_CONSUMER,
+	 "Also follow rel=nofollow links and links of pages whose robots meta says nofollow."},
 	{"max-links", OPT_LONG, "10000", O(max_links), 0, 1000000, TR_EXE_CONSUMER,
 	 "Links taken from one page at most."},
 	{"dedup-buckets", OPT_LONG, "1024", O(dedup_buckets), 1, 16777216, TR_EXE_CONSUMER | TR_EXE_CTL,

@@ -66,6 +66,7 @@ typedef struct tr_settings {
 	char *out;
 	long max_depth;
 	long max_links;
+	bool follow_nofollow;
 	char *scope;
 	char *allow_regex;
 	char *deny_regex;
