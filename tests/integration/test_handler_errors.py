@@ -1,0 +1,84 @@
+"""A failing handler never blocks the crawl: a JSON response that does
+not parse, under a JSON extraction rule, goes to the dead-letter topic with
+stage handler:json and the parser's reason; the page still counts as
+processed (it is in pages.jsonl), valid JSON gets its fields, and the
+crawl completes."""
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lib  # noqa: E402
+
+
+def read_topic(brokers, topic):
+    r = subprocess.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+                        "-f", "%R%s"], capture_output=True, timeout=60)
+    data, out = r.stdout, []
+    while len(data) >= 4:
+        (n,) = struct.unpack(">i", data[:4])
+        out.append(data[4:4 + n])
+        data = data[4 + n:]
+    return out
+
+
+def main():
+    chk = lib.Checker("integration.test_handler_errors")
+    lib.ensure_debian_package("kcat", "kcat")
+    lib.ensure_debian_package("protoc", "protobuf-compiler")
+    tmp = lib.make_tmpdir("trawler-handler-err-")
+    ok = False
+    try:
+        with lib.shared_services(chk):
+            root = lib.repo_root()
+            site = tmp / "site"
+            server = lib.SiteServer(site, ["127.0.0.2:0"], tmp / "req.jsonl")
+            (h,) = server.start()
+            lib.write_site_file(site, h, "index.html",
+                                lib.html_doc("index", ["/good.json", "/bad.json"]))
+            lib.write_site_file(site, h, "good.json", b'{"product": {"name": "kettle"}}')
+            lib.write_site_file(site, h, "bad.json", b'{"product": {"name": "kettle"')
+            rules = tmp / "rules.txt"
+            rules.write_text("name = json first product.name\n")
+            cid = f"handler-err-{os.getpid()}"
+            res = lib.run_trawler(["--allow-private", "--delay", "0", "--crawl-id", cid,
+                                   "--extract", str(rules), "--out", str(tmp / "out"),
+                                   f"http://{h}/"], timeout=120,
+                                  env_extra={"TRAWLER_KEEP_TOPICS": "1"})
+            chk.check(res.rc == 0, "crawl completes", lib.tail(res.output))
+            recs, _ = lib.read_jsonl(tmp / "out" / "pages.jsonl")
+            by = {r["url"].rsplit("/", 1)[-1]: r for r in recs}
+            chk.check(set(by) == {"", "good.json", "bad.json"}, "all three pages processed",
+                      sorted(by))
+            chk.check(by.get("good.json", {}).get("fields") == {"name": "kettle"},
+                      "valid JSON: field extracted", by.get("good.json"))
+            chk.check("fields" not in by.get("bad.json", {"fields": 1}),
+                      "invalid JSON: no fields, still recorded")
+            dls = []
+            for p in read_topic(os.environ["TRAWLER_BROKERS"], f"trawler.{cid}.deadletter"):
+                r = subprocess.run(["protoc", "--decode=trawler.v1.DeadLetter",
+                                    f"-I{root / 'proto'}", str(root / "proto" / "trawler.proto")],
+                                   input=p, capture_output=True, timeout=30)
+                dls.append(dict(re.findall(r'^(\w+): "?(.*?)"?$', r.stdout.decode(), re.M)))
+            chk.check(len(dls) == 1 and dls[0].get("stage") == "handler:json" and
+                      "invalid JSON" in dls[0].get("reason", ""),
+                      "one dead letter: stage handler:json, reason 'invalid JSON ...'", dls)
+            env = dict(os.environ, TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
+                       TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
+                       TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
+                       TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter")
+            subprocess.run([str(lib.trawlerctl()), "delete-topics"], env=env,
+                           capture_output=True, timeout=60)
+            server.stop()
+        ok = not chk.failed()
+    finally:
+        lib.cleanup_tmpdir(tmp, ok)
+    return chk.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
