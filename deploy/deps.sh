@@ -10,7 +10,7 @@ PKGS_BUILD="build-essential cmake pkg-config
   libpsl-dev libjson-c-dev zlib1g-dev libpq-dev"
 # Services and tools the tests and run.sh use (Kafka itself comes from Maven).
 PKGS_RUN="redis-server default-jre-headless maven python3 curl ca-certificates procps"
-PKGS_TEST="postgresql kcat protobuf-compiler nginx-light clang libclang-rt-14-dev clang-format-14 docker-compose iproute2 util-linux brotli openssl time gnuplot-nox"
+PKGS_TEST="valgrind postgresql kcat protobuf-compiler nginx-light clang libclang-rt-14-dev clang-format-14 docker-compose iproute2 util-linux brotli openssl time gnuplot-nox"
 
 want="$PKGS_BUILD $PKGS_RUN"
 case "${1:-}" in
