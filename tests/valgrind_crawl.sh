@@ -8,6 +8,7 @@ command -v valgrind >/dev/null || { echo "valgrind_crawl: FAIL: valgrind not ins
 TMP=$(mktemp -d)
 trap 'kill "$SRV" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 # server on a kernel-chosen port, then a site generated for it
+mkdir -p "$TMP/site"
 python3 "$ROOT/tests/site/server.py" --root "$TMP/site" --listen 127.0.0.2:0 --port-file "$TMP/ports.json" \
   --log "$TMP/req.jsonl" >/dev/null 2>&1 &
 SRV=$!
