@@ -4,8 +4,8 @@
 # (unit, integration, fuzz-corpus replay) with ctest.
 #
 # usage: ./test.sh [-L LABEL] [-R REGEX]      (extra args go to ctest)
-# env:   TRAWLER_SANITIZE=1  also build with ASan+UBSan and run the unit
-#                            and fuzz-replay tests under it (CI does)
+# env:   TRAWLER_SANITIZE=1  also build with ASan+UBSan and run the unit,
+#                            fuzz-replay and integration tests under it (CI does)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -40,5 +40,12 @@ deploy/local/services.sh start "$SVC" >/dev/null
 export TRAWLER_BUILD_DIR=$BUILD   # run.sh reuses this build
 "$BUILD/trawlerctl" init >/dev/null
 
-cd "$BUILD"
-ctest --output-on-failure "$@"
+rc=0
+(cd "$BUILD" && ctest --output-on-failure "$@") || rc=$?
+if [ "${TRAWLER_SANITIZE:-0}" = 1 ] && [ $# -eq 0 ]; then
+  # the integration tests again, with ASan+UBSan-built workers and tools
+  echo "$ME: integration tests with the sanitizer build" >&2
+  (cd "$SAN" && TRAWLER_BUILD_DIR=$SAN ASAN_OPTIONS=detect_leaks=1 \
+     ctest -L integration -LE 'bench|valgrind|deploy' --output-on-failure) || rc=$?
+fi
+exit $rc
