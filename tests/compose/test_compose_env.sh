@@ -70,7 +70,9 @@ run_with init "$BUILD/trawlerctl" wait --wait-timeout 120 | tail -n 1
 
 # the workers serve metrics on the compose port
 for port in 9100 9101; do
-  curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^trawler_up 1' || { echo "$ME: no metrics on :$port"; exit 1; }
+  # (no `curl | grep -q` under pipefail: grep exiting early makes curl fail)
+  metrics=$(curl -sf "http://127.0.0.1:$port/metrics") || metrics=""
+  grep -q '^trawler_up 1' <<<"$metrics" || { echo "$ME: no metrics on :$port"; exit 1; }
 done
 kill -TERM "$cpid" "$ppid"
 wait "$cpid" || { echo "$ME: consumer exit $?"; tail "$TMP/consumer.log"; exit 1; }
