@@ -2,41 +2,7 @@
 #include <string.h>
 
 #include "jsonw.h"
-
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t len;
-	unsigned min;
-	unsigned cp;
-	if ((p[0] & 0xE0) == 0xC0) {
-		len = 2;
-		cp = p[0] & 0x1F;
-		min = 0x80;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		len = 3;
-		cp = p[0] & 0x0F;
-		min = 0x800;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		len = 4;
-		cp = p[0] & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
+#include "utf8.h"
 
 int tr_jsonw_str(tr_buf *b, const char *s, size_t n)
 {
@@ -46,7 +12,7 @@ int tr_jsonw_str(tr_buf *b, const char *s, size_t n)
 	size_t i = 0, run = 0;
 	while (rc == TR_OK && i < n) {
 		unsigned char c = p[i];
-		size_t len = (c >= 0x20 && c != '"' && c != '\\') ? utf8_seq(p + i, n - i) : 0;
+		size_t len = (c >= 0x20 && c != '"' && c != '\\') ? tr_utf8_seq(p + i, n - i) : 0;
 		if (len) {
 			i += len;
 			run += len;

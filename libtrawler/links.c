@@ -8,6 +8,7 @@
 
 #include "htmlinput.h"
 #include "links.h"
+#include "utf8.h"
 #include "url.h"
 
 /*
@@ -305,7 +306,7 @@ static int links_title(char **out, links_state *st)
 	}
 	if (len == 0)
 		goto out;
-	*out = strndup(st->title, len);
+	*out = tr_utf8_clean(st->title, len); /* a declared charset can still lie */
 	if (*out == NULL)
 		rc = TR_ENOMEM;
 out:
@@ -576,9 +577,18 @@ void tr_links_free(tr_links *links)
 	memset(links, 0, sizeof(*links));
 }
 
+/* libxml2 prints encoding and I/O errors straight to stderr, which would
+ * break one-event-per-line logs; parse errors are expected on the web. */
+static void links_quiet(void *ctx, const char *msg, ...)
+{
+	TR_UNUSED(ctx);
+	TR_UNUSED(msg);
+}
+
 void tr_links_global_init(void)
 {
 	xmlInitParser();
+	xmlSetGenericErrorFunc(NULL, links_quiet);
 }
 
 void tr_links_global_cleanup(void)

@@ -6,6 +6,7 @@
 #include "fetch.h"
 #include "htmlinput.h"
 #include "jsonw.h"
+#include "utf8.h"
 #include "page.h"
 #include "url.h"
 
@@ -162,7 +163,7 @@ int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool lis
 		while (vlen > 0 && ((unsigned char)value[vlen] & 0xC0) == 0x80)
 			vlen--; /* do not split a UTF-8 sequence */
 	}
-	if (!(f->values[f->count] = strndup(value, vlen)))
+	if (!(f->values[f->count] = tr_utf8_clean(value, vlen)))
 		return TR_ENOMEM;
 	f->count++;
 	f->list = f->list || list;
