@@ -9,6 +9,7 @@
 
 #include "crawlstate.h"
 #include "deadletter.h"
+#include "request.h"
 #include "fetch.h"
 #include "hostq.h"
 #include "kafka.h"
@@ -329,6 +330,8 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 	}
 	Trawler__V1__CrawlRequest *req =
 		trawler__v1__crawl_request__unpack(NULL, m->len, m->payload);
+	if (req)
+		tr_request_drop_unknown(req);
 	if (!req || !req->url || !req->crawl_id || !*req->crawl_id) {
 		if (req)
 			trawler__v1__crawl_request__free_unpacked(req, NULL);
