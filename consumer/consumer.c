@@ -252,29 +252,40 @@ static void note_redirect(cons *c, item *it)
 	free(canon);
 }
 
+/* Links admitted per script call: Redis takes at most 65,536 script
+ * arguments (6 + 5 per link), so a page with many links takes several. */
+#define ADMIT_CHUNK 10000
+
 /* Admit every page's followed links with one pipelined round trip. */
 static int admit_batch(cons *c, item *items, int n)
 {
 	int rc = TR_OK;
 	for (int attempt = 0; attempt < REDIS_RETRIES; attempt++) {
-		int queued = 0;
 		rc = TR_OK;
 		for (int i = 0; i < n && rc == TR_OK; i++) {
 			item *it = &items[i];
-			if (!it->crawl || !it->page.nfollow)
+			if (!it->crawl)
 				continue;
-			rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
-						   it->res->request->depth + 1, it->page.follow_fps,
-						   it->page.follow_urls, it->page.nfollow);
-			queued++;
+			for (size_t k = 0; k < it->page.nfollow && rc == TR_OK; k += ADMIT_CHUNK) {
+				size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k
+									     : ADMIT_CHUNK;
+				rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
+							   it->res->request->depth + 1,
+							   it->page.follow_fps + k, it->page.follow_urls + k, m);
+			}
 		}
 		for (int i = 0; i < n && rc == TR_OK; i++) {
 			item *it = &items[i];
-			if (!it->crawl || !it->page.nfollow)
+			if (!it->crawl)
 				continue;
-			rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
-						 it->res->request->depth + 1, it->page.follow_fps,
-						 it->page.follow_urls, it->page.nfollow, it->decisions);
+			for (size_t k = 0; k < it->page.nfollow && rc == TR_OK; k += ADMIT_CHUNK) {
+				size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k
+									     : ADMIT_CHUNK;
+				rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
+							 it->res->request->depth + 1,
+							 it->page.follow_fps + k, it->page.follow_urls + k,
+							 m, it->decisions + k);
+			}
 		}
 		/* redirect targets: seen like any URL, so a later link to one is
 		 * not fetched again (admitted here, done with their page) */
@@ -294,7 +305,6 @@ static int admit_batch(cons *c, item *items, int n)
 		tr_log(TR_LOG_WARN, "admitting links failed, retrying", 1, "error",
 		       tr_redis_error(c->redis));
 		usleep(200000u << attempt);
-		TR_UNUSED(queued);
 	}
 	return rc;
 }

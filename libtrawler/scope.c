@@ -123,8 +123,12 @@ int tr_scope_normalize(const tr_scope *s, char **out, const char *url)
 		res = strdup(url);
 		goto done;
 	}
-	for (const char *p = q + 1; *p && n < MAX_QUERY_PARAMS;) {
+	for (const char *p = q + 1; *p;) {
 		size_t len = strcspn(p, "&");
+		if (n == MAX_QUERY_PARAMS) { /* too many to rewrite safely: keep as is */
+			res = strdup(url);
+			goto done;
+		}
 		size_t nl = strcspn(p, "=&");
 		if (len && !strip_match(s->strip, p, nl)) {
 			ps[n].p = p;

@@ -316,6 +316,12 @@ static int load_file(tr_settings *s, unsigned exe, const char *path, char *err, 
 	}
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line longer than %zu bytes", path, lineno,
+				 sizeof(line) - 2);
+			rc = TR_EINVAL;
+			goto out;
+		}
 		char *p = trim(line);
 		if (*p == '#' || *p == '\0')
 			continue;
