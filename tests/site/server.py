@@ -74,10 +74,40 @@ Paths below: <t> = any token without '/'; [/...] = any suffix (ignored).
   /__etag/<t>               200 HTML with ETag "etag-<t>" and a fixed
                             Last-Modified; 304 on a matching If-None-Match
                             or an If-Modified-Since not before it
+Adversarial endpoints (hostile servers; each bounded in time and memory
+on the server side too: generated lazily, capped at ADV_MAX_SECONDS and
+ADV_MAX_BYTES, stopped when the client goes away):
+  /__gzipbomb/<t>           chunked, Content-Encoding gzip: 2 GiB of decoded
+                            HTML (title "gzip bomb <t>", then spaces)
+                            compressed on the fly (~2 MiB on the wire)
+  /__endless/<t>[/trickle]  chunked, never ends: 16 KiB chunks at full
+                            speed, or 256 bytes every 0.1 s (trickle)
+  /__slowloris/<t>/head|body  one byte per second: the whole response, or
+                            the body after prompt headers
+  /__chain/<t>/10000        (above) a 10,000-hop redirect chain
+  /__hugeurl/<t>/BYTES      page linking to /__hugetarget/<t>/aaa.. (BYTES),
+                            then a rel=nofollow link
+  /__hugelocation/<t>/BYTES 302 to /__hugetarget/<t>/aaa.. (BYTES)
+  /__headers/<t>/N/SIZE     200 HTML with N extra headers of SIZE bytes
+  /__binary/<t>/utf8|none   HTML with invalid UTF-8, NULs and binary junk
+                            (charset=utf-8 declared, or no charset)
+  /__sjis/<t>               Shift_JIS HTML with one invalid byte sequence
+                            before its two links
+  /__nested/<t>/DEPTH       DEPTH unclosed <div>s, then a link
+  /__manylinks/<t>/N        N distinct links (robots nofollow)
+  /__bigtitle/<t>/BYTES     a <title> longer than BYTES
+  /__trap/<t>/YYYY/MM/DD    endless calendar: links to the next day and the
+                            next month
+  /__midbody/<t>            chunked, closed in the middle of a chunk
+  /__cl/<t>/long|short      Content-Length 10000 with 2000 bytes then close;
+                            Content-Length 200 with 4000 bytes, kept open
+  /__http10/<t>             HTTP/1.0, no Content-Length, close-delimited
 SIGTERM or SIGINT: stop accepting, close, exit 0.
 """
 
 import argparse
+import calendar
+import datetime
 import email.utils
 import gzip
 import html
@@ -85,6 +115,7 @@ import ipaddress
 import itertools
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -137,19 +168,27 @@ class Response:
     headers instead of `body` (for slow or stalled bodies later); then
     Content-Length must be given explicitly in headers by the handler.
     `stall`: write nothing at all; wait until the client closes the
-    connection (or the server stops), then close it (logged status 0)."""
+    connection (or the server stops), then close it (logged status 0).
+    `raw`: optional iterable of (delay_seconds, bytes) written verbatim
+    INSTEAD of a response: the handler writes the status line, the headers
+    and any (mis)framing itself (adversarial endpoints). Pulled lazily, so a
+    generator may stand for gigabytes; writing stops when the client goes
+    away, the server stops, or a write blocks for IDLE_TIMEOUT. `status` is
+    what the log records. With `close` the connection is closed afterwards
+    (the usual case); without, the server reads the next request from it."""
 
     def __init__(self, status, body=b"", content_type="text/plain; charset=utf-8",
-                 headers=None, chunks=None, close=False, stall=False):
+                 headers=None, chunks=None, close=False, stall=False, raw=None):
         self.status = status
         self.body = body
         self.headers = list(headers or [])
-        if content_type and not any(k.lower() == "content-type"
-                                    for k, _ in self.headers):
+        if content_type and raw is None and not any(
+                k.lower() == "content-type" for k, _ in self.headers):
             self.headers.append(("Content-Type", content_type))
         self.chunks = chunks
         self.close = close
         self.stall = stall
+        self.raw = raw
 
 
 ROUTES = {}   # path prefix -> fn(Request, rest_of_path) -> Response
@@ -505,6 +544,335 @@ def etag(req, rest):
     return Response(200, html_page(f"etag {rest}"), HTML_TYPE, headers=hdrs)
 
 
+# --------------------------------------------------------------------------
+# Adversarial endpoints (hostile servers, issue 8). Each is bounded in time
+# and memory here too: bodies are generated lazily (Response.raw), every
+# loop has a byte or time cap, and writing stops when the client goes away.
+
+ADV_MAX_SECONDS = 600          # longest any adversarial response lasts
+ADV_MAX_BYTES = 64 << 30       # most bytes an endless stream writes
+GZIP_BOMB_BYTES = 2 << 30      # decoded size of /__gzipbomb/<t> (2 GiB)
+ADV_MAX_PAGE = 16 << 20        # largest generated page or header block
+TRAP_LAST_YEAR = 9999
+
+
+def raw_head(status_line, headers):
+    """Status line and headers, as sent on the wire."""
+    lines = [status_line] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def http_chunk(data):
+    """One chunk of Transfer-Encoding: chunked."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+def capped_time(gen, secs=ADV_MAX_SECONDS):
+    """A (delay, bytes) generator cut after `secs` seconds of wall time."""
+    deadline = time.monotonic() + secs
+    for item in gen:
+        if time.monotonic() > deadline:
+            break
+        yield item
+
+
+def adv_head_html(title, extra=""):
+    t = html.escape(title, quote=False)
+    return (f"<!DOCTYPE html>\n<html><head><title>{t}</title>{extra}</head>"
+            f"<body>\n<h1>{t}</h1>\n").encode()
+
+
+NOFOLLOW_META = '<meta name="robots" content="nofollow">'
+CHUNKED_HTML = [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked"),
+                ("Connection", "close")]
+
+
+def gzip_bomb_stream(token, total):
+    """Chunked, Content-Encoding gzip: an HTML head (title "gzip bomb <t>")
+    then spaces, `total` decoded bytes, compressed 1 MiB at a time as the
+    client reads (~1 KiB on the wire per decoded MiB)."""
+    yield 0, raw_head("HTTP/1.1 200 OK", CHUNKED_HTML + [("Content-Encoding", "gzip")])
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = adv_head_html(f"gzip bomb {token}")
+    out, sent = co.compress(head), len(head)
+    block = b" " * (1 << 20)
+    while sent < total:
+        n = min(len(block), total - sent)
+        out += co.compress(block if n == len(block) else block[:n])
+        sent += n
+        if len(out) >= 4096:
+            yield 0, http_chunk(out)
+            out = b""
+    yield 0, http_chunk(out + co.flush()) + b"0\r\n\r\n"
+
+
+@route("/__gzipbomb/")
+def gzip_bomb(req, rest):
+    parts = _split_rest(rest, 1)
+    if not parts:
+        return not_found()
+    return Response(200, raw=capped_time(gzip_bomb_stream(parts[0], GZIP_BOMB_BYTES)),
+                    close=True)
+
+
+def endless_stream(token, piece, pause):
+    yield 0, raw_head("HTTP/1.1 200 OK", CHUNKED_HTML)
+    yield 0, http_chunk(adv_head_html(f"endless {token}"))
+    line = b"<p>an endless chunked stream: the server never sends the last chunk</p>\n"
+    chunk = http_chunk((line * (piece // len(line) + 1))[:piece])
+    sent = 0
+    while sent < ADV_MAX_BYTES:
+        yield pause, chunk
+        sent += len(chunk)
+
+
+@route("/__endless/")
+def endless(req, rest):
+    """/__endless/<t>: 16 KiB chunks as fast as the client reads, forever.
+    /__endless/<t>/trickle: 256-byte chunks every 0.1 s (2.5 KB/s: above any
+    low-speed limit, so only a total timeout ends it)."""
+    parts = rest.split("/")
+    if not parts[0] or len(parts) > 2 or (len(parts) == 2 and parts[1] != "trickle"):
+        return not_found()
+    piece, pause = (256, 0.1) if len(parts) == 2 else (16384, 0)
+    return Response(200, raw=capped_time(endless_stream(parts[0], piece, pause)), close=True)
+
+
+def slowloris_stream(token, where):
+    body = html_page(f"slowloris {token}")
+    head = raw_head("HTTP/1.1 200 OK", [("Content-Type", HTML_TYPE),
+                                         ("Content-Length", str(len(body))),
+                                         ("Connection", "close")])
+    drip = head + body
+    if where == "body":
+        yield 0, head
+        drip = body
+    for i in range(min(len(drip), ADV_MAX_SECONDS)):
+        yield (1.0 if i else 0), drip[i:i + 1]
+
+
+@route("/__slowloris/")
+def slowloris(req, rest):
+    """/__slowloris/<t>/head: the whole response (status line, headers,
+    body) one byte per second; /__slowloris/<t>/body: headers at once, then
+    the body one byte per second."""
+    parts = _split_rest(rest, 2)
+    if not parts or parts[1] not in ("head", "body"):
+        return not_found()
+    return Response(200, raw=slowloris_stream(parts[0], parts[1]), close=True)
+
+
+def huge_target(token, nbytes):
+    return f"/__hugetarget/{token}/".encode() + b"a" * nbytes
+
+
+@route("/__hugeurl/")
+def huge_url(req, rest):
+    """/__hugeurl/<t>/BYTES: a page (title "hugeurl <t> BYTES") whose first
+    link is /__hugetarget/<t>/aaa... (BYTES a's), then a rel=nofollow link
+    to /__hugeurl_after/<t>."""
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit() or int(parts[1]) > ADV_MAX_PAGE:
+        return not_found()
+    token, n = parts[0], int(parts[1])
+    body = (adv_head_html(f"hugeurl {token} {n}") + b'<a href="' + huge_target(token, n)
+            + b'">huge</a>\n<a rel="nofollow" href="/__hugeurl_after/'
+            + token.encode() + b'">after</a>\n</body></html>\n')
+    return Response(200, body, HTML_TYPE)
+
+
+@route("/__hugelocation/")
+def huge_location(req, rest):
+    """/__hugelocation/<t>/BYTES: 302 to /__hugetarget/<t>/aaa... (BYTES)."""
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit() or int(parts[1]) > ADV_MAX_PAGE:
+        return not_found()
+    loc = huge_target(parts[0], int(parts[1])).decode()
+    return Response(302, b"redirect\n", headers=[("Location", loc)])
+
+
+@route("/__headers/")
+def many_headers(req, rest):
+    """/__headers/<t>/N/SIZE: 200 HTML (title "headers <t> N SIZE") with N
+    extra headers X-Pad-i of SIZE bytes each."""
+    parts = _split_rest(rest, 3)
+    if not parts or not parts[1].isdigit() or not parts[2].isdigit() or \
+            int(parts[1]) * (int(parts[2]) + 16) > ADV_MAX_PAGE:
+        return not_found()
+    n, size = int(parts[1]), int(parts[2])
+    hdrs = [(f"X-Pad-{i}", "p" * size) for i in range(n)]
+    return Response(200, html_page(f"headers {parts[0]} {n} {size}"), HTML_TYPE,
+                    headers=hdrs)
+
+
+def binary_html(token):
+    """HTML with invalid UTF-8, NULs and binary junk (no '<', '>' or '&' in
+    the junk, so the markup around it stays what it is): title
+    "binary <t> ..." with bad bytes in it, robots nofollow, a link with bad
+    bytes, 4 KiB of junk, then /__binary_after/<t>."""
+    rnd = random.Random(token)
+    junk = bytes(b for b in (rnd.getrandbits(8) for _ in range(6000))
+                 if b not in b"<>&")[:4096]
+    t = token.encode()
+    return (b"<!DOCTYPE html>\n<html><head><title>binary " + t
+            + b" \xff\xfe bad \xc3\x28 utf8 \x00 nul \xed\xa0\x80 surrogate"
+            b" \xf4\x90\x80\x80 end</title>" + NOFOLLOW_META.encode()
+            + b"</head><body>\n<p>\x01\x02\x1b[31m\x7f\x80\x81</p>\n"
+            b'<a href="/__binary_link/' + t + b'/\xff\xfe%zz?q=\x80\x00x">bad bytes</a>\n'
+            + junk + b'\n<a href="/__binary_after/' + t + b'">after the junk</a>\n'
+            b"</body></html>\n")
+
+
+@route("/__binary/")
+def binary(req, rest):
+    """/__binary/<t>/utf8: binary_html() sent as text/html; charset=utf-8;
+    /__binary/<t>/none: as text/html without a charset."""
+    parts = _split_rest(rest, 2)
+    if not parts or parts[1] not in ("utf8", "none"):
+        return not_found()
+    ctype = HTML_TYPE if parts[1] == "utf8" else "text/html"
+    return Response(200, binary_html(parts[0]), ctype)
+
+
+def sjis_html(token):
+    """Shift_JIS HTML: title "sjis <t> 日本語", robots nofollow, a paragraph
+    with one invalid byte sequence (0x82 0xFF), then two links
+    (/__sjis_link/<t>/1 and /2)."""
+    t = token.encode()
+    return (b"<!DOCTYPE html>\n<html><head><title>sjis " + t + b" "
+            + "日本語".encode("shift_jis") + b"</title>" + NOFOLLOW_META.encode()
+            + b"</head><body>\n<p>" + "テキスト".encode("shift_jis") + b" \x82\xff "
+            + "続き".encode("shift_jis") + b"</p>\n"
+            b'<a href="/__sjis_link/' + t + b'/1">1</a>\n'
+            b'<a href="/__sjis_link/' + t + b'/2">2</a>\n</body></html>\n')
+
+
+@route("/__sjis/")
+def sjis(req, rest):
+    """/__sjis/<t>: sjis_html() as text/html; charset=shift_jis."""
+    parts = _split_rest(rest, 1)
+    if not parts:
+        return not_found()
+    return Response(200, sjis_html(parts[0]), "text/html; charset=shift_jis")
+
+
+@route("/__nested/")
+def nested(req, rest):
+    """/__nested/<t>/DEPTH: title "nested <t> DEPTH", robots nofollow, then
+    DEPTH unclosed <div>s, then a link to /__nested_link/<t> at the bottom."""
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit() or int(parts[1]) * 5 > ADV_MAX_PAGE:
+        return not_found()
+    token, n = parts[0], int(parts[1])
+    body = (adv_head_html(f"nested {token} {n}", NOFOLLOW_META) + b"<div>" * n
+            + f'<a href="/__nested_link/{token}">deep</a>\n'.encode())
+    return Response(200, body, HTML_TYPE)
+
+
+@route("/__manylinks/")
+def many_links(req, rest):
+    """/__manylinks/<t>/N: title "manylinks <t> N", robots nofollow, then N
+    distinct links <a href=l0>..<a href=l(N-1)> (13-17 bytes each)."""
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit() or int(parts[1]) * 20 > ADV_MAX_PAGE:
+        return not_found()
+    token, n = parts[0], int(parts[1])
+    body = (adv_head_html(f"manylinks {token} {n}", NOFOLLOW_META)
+            + b"".join(b"<a href=l%d>\n" % i for i in range(n)) + b"</body></html>\n")
+    return Response(200, body, HTML_TYPE)
+
+
+@route("/__bigtitle/")
+def big_title(req, rest):
+    """/__bigtitle/<t>/BYTES: a <title> of "bigtitle <t> " then BYTES x's."""
+    parts = _split_rest(rest, 2)
+    if not parts or not parts[1].isdigit() or int(parts[1]) > ADV_MAX_PAGE:
+        return not_found()
+    return Response(200, html_page(f"bigtitle {parts[0]} " + "x" * int(parts[1])),
+                    HTML_TYPE)
+
+
+@route("/__trap/")
+def spider_trap(req, rest):
+    """/__trap/<t>/YYYY/MM/DD: an endless calendar. Title "trap <t>
+    YYYY-MM-DD"; links to the next day and to the same day of the next
+    month (clamped to its length), both as /__trap/<t>/YYYY/MM/DD."""
+    parts = _split_rest(rest, 4)
+    if not parts or not all(p.isdigit() for p in parts[1:]):
+        return not_found()
+    token = parts[0]
+    try:
+        d = datetime.date(int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        return not_found()
+    links = []
+    if d < datetime.date(TRAP_LAST_YEAR, 12, 31):
+        links.append(d + datetime.timedelta(days=1))
+    y, m = (d.year, d.month + 1) if d.month < 12 else (d.year + 1, 1)
+    if y <= TRAP_LAST_YEAR:
+        links.append(datetime.date(y, m, min(d.day, calendar.monthrange(y, m)[1])))
+    items = "".join(f'<a href="/__trap/{token}/{x:%Y/%m/%d}">{x:%Y-%m-%d}</a>\n'
+                    for x in links)
+    return Response(200, html_page(f"trap {token} {d:%Y-%m-%d}", items), HTML_TYPE)
+
+
+def midbody_stream(token):
+    yield 0, raw_head("HTTP/1.1 200 OK", CHUNKED_HTML)
+    yield 0, http_chunk(adv_head_html(f"midbody {token}"))
+    yield 0, b"1000\r\n" + b"<p>the connection closes in the middle of this chunk</p>\n" * 20
+
+
+@route("/__midbody/")
+def mid_body(req, rest):
+    """/__midbody/<t>: chunked; a chunk announces 4096 bytes, ~1100 follow,
+    then the server closes the connection."""
+    parts = _split_rest(rest, 1)
+    if not parts:
+        return not_found()
+    return Response(200, raw=midbody_stream(parts[0]), close=True)
+
+
+@route("/__cl/")
+def wrong_length(req, rest):
+    """/__cl/<t>/long: Content-Length 10000, 2000 bytes sent, then close.
+    /__cl/<t>/short: Content-Length 200 (the title is within it), 4000
+    bytes sent, connection kept open (the excess looks like the start of
+    the next response)."""
+    parts = _split_rest(rest, 2)
+    if not parts or parts[1] not in ("long", "short"):
+        return not_found()
+    token, kind = parts
+    body = adv_head_html(f"cl {kind} {token}")
+    body += b"<p>" + b"z" * 4000 + b"</p>\n"
+    n, cl = (2000, 10000) if kind == "long" else (4000, 200)
+    head = raw_head("HTTP/1.1 200 OK", [("Content-Type", HTML_TYPE),
+                                        ("Content-Length", str(cl))]
+                    + ([("Connection", "close")] if kind == "long" else []))
+    return Response(200, raw=[(0, head + body[:n])], close=kind == "long")
+
+
+def http10_html(token):
+    """Body of /__http10/<t>: 50000 bytes, title "http10 <t>"."""
+    head = adv_head_html(f"http10 {token}")
+    tail = b"</body></html>\n"
+    line = b"<p>" + b"h" * 60 + b"</p>\n"
+    fill = 50000 - len(head) - len(tail)
+    return head + (line * (fill // len(line) + 1))[:fill] + tail
+
+
+@route("/__http10/")
+def http10(req, rest):
+    """/__http10/<t>: an HTTP/1.0 response without Content-Length: the body
+    (http10_html) ends when the server closes the connection."""
+    parts = _split_rest(rest, 1)
+    if not parts:
+        return not_found()
+    head = raw_head("HTTP/1.0 200 OK", [("Content-Type", HTML_TYPE)])
+    body = http10_html(parts[0])
+    return Response(200, raw=[(0, head), (0.05, body[:20000]), (0.05, body[20000:])],
+                    close=True)
+
+
 def static_file(req):
     rel = url_path_to_relfile(req.path)
     if rel is None:
@@ -733,6 +1101,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wait_client_gone()
             self.close_connection = True
             return 0
+        if resp.raw is not None:
+            return self.write_raw(resp)
         self.send_response(resp.status)
         names = {k.lower() for k, _ in resp.headers}
         for k, v in resp.headers:
@@ -765,6 +1135,30 @@ class Handler(BaseHTTPRequestHandler):
             n += len(data)
             self.body_sent = n
         self.wfile.flush()
+        return n
+
+
+    def write_raw(self, resp):
+        """Response.raw: bytes as given (status line and headers included)."""
+        n = 0
+        self.close_connection = True
+        try:
+            for delay, data in resp.raw:
+                if delay > 0:
+                    if self.server.stop_event.wait(delay):
+                        break
+                elif self.server.stop_event.is_set():
+                    break
+                if data:
+                    self.wfile.write(data)
+                    n += len(data)
+                    self.body_sent = n
+        finally:
+            close = getattr(resp.raw, "close", None)
+            if close:
+                close()     # a generator: release what it holds now
+        self.t_written = time.time()
+        self.close_connection = resp.close or self.server.stop_event.is_set()
         return n
 
 
