@@ -200,6 +200,7 @@ while kill -0 "$WAITER" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
       if ! wait "$pid"; then
         kill "$WAITER" 2>/dev/null || true
+        wait "$WAITER" 2>/dev/null || true   # leave nothing running behind
         tail -n 5 "$OUT"/logs/*.log >&2 || true
         die "a worker failed before the crawl completed (logs in $OUT/logs)"
       fi
