@@ -256,54 +256,89 @@ static void note_redirect(cons *c, item *it)
  * arguments (6 + 5 per link), so a page with many links takes several. */
 #define ADMIT_CHUNK 10000
 
-/* Admit every page's followed links with one pipelined round trip. */
+/* Queue one page's admission scripts (its links, in chunks, then its
+ * redirect target). Returns how many commands were queued, or -1. */
+static int admit_queue(cons *c, item *it)
+{
+	int queued = 0;
+	for (size_t k = 0; k < it->page.nfollow; k += ADMIT_CHUNK) {
+		size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k : ADMIT_CHUNK;
+		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, it->res->request->depth + 1,
+					  it->page.follow_fps + k, it->page.follow_urls + k, m) != TR_OK)
+			return -1;
+		queued++;
+	}
+	/* a redirect target is seen like any URL, so a later link to it is not
+	 * fetched again (admitted here, done with its page) */
+	if (it->redir_url) {
+		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, it->res->request->depth,
+					  &it->redir_fp, &it->redir_url, 1) != TR_OK)
+			return -1;
+		queued++;
+	}
+	return queued;
+}
+
+/* Read one page's replies, in the order admit_queue() queued them. Stops at
+ * a connection reset (TR_EIO); after an error reply (TR_ESTATE) it still
+ * reads the rest, so the connection stays in step. */
+static int admit_read(cons *c, item *it, int *unread)
+{
+	int rc = TR_OK;
+	for (size_t k = 0; k < it->page.nfollow && *unread > 0; k += ADMIT_CHUNK) {
+		size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k : ADMIT_CHUNK;
+		int r = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
+					    it->res->request->depth + 1, it->page.follow_fps + k,
+					    it->page.follow_urls + k, m, it->decisions + k);
+		(*unread)--;
+		if (r == TR_EIO)
+			return TR_EIO;
+		if (r != TR_OK)
+			rc = r;
+	}
+	if (it->redir_url && *unread > 0) {
+		int r = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp, it->res->request->depth,
+					    &it->redir_fp, &it->redir_url, 1, &it->redir_decision);
+		(*unread)--;
+		if (r == TR_EIO)
+			return TR_EIO;
+		if (r != TR_OK)
+			rc = r;
+	}
+	return rc;
+}
+
+/* Admit every page's followed links with one pipelined round trip; retry
+ * the whole batch after an error reply (e.g. NOSCRIPT after a Redis
+ * restart) or a reset connection. */
 static int admit_batch(cons *c, item *items, int n)
 {
 	int rc = TR_OK;
 	for (int attempt = 0; attempt < REDIS_RETRIES; attempt++) {
-		rc = TR_OK;
+		int unread = 0;
+		rc = tr_crawl_prepare(c->redis);
 		for (int i = 0; i < n && rc == TR_OK; i++) {
-			item *it = &items[i];
-			if (!it->crawl)
+			if (!items[i].crawl)
 				continue;
-			for (size_t k = 0; k < it->page.nfollow && rc == TR_OK; k += ADMIT_CHUNK) {
-				size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k
-									     : ADMIT_CHUNK;
-				rc = tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
-							   it->res->request->depth + 1,
-							   it->page.follow_fps + k, it->page.follow_urls + k, m);
-			}
+			int q = admit_queue(c, &items[i]);
+			if (q < 0)
+				rc = TR_EIO;
+			else
+				unread += q;
 		}
-		for (int i = 0; i < n && rc == TR_OK; i++) {
-			item *it = &items[i];
-			if (!it->crawl)
+		for (int i = 0; i < n && unread > 0; i++) {
+			if (!items[i].crawl)
 				continue;
-			for (size_t k = 0; k < it->page.nfollow && rc == TR_OK; k += ADMIT_CHUNK) {
-				size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k
-									     : ADMIT_CHUNK;
-				rc = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
-							 it->res->request->depth + 1,
-							 it->page.follow_fps + k, it->page.follow_urls + k,
-							 m, it->decisions + k);
-			}
+			int r = admit_read(c, &items[i], &unread);
+			if (r != TR_OK && rc == TR_OK)
+				rc = r;
+			if (r == TR_EIO)
+				break; /* the connection was reset: nothing left to read */
 		}
-		/* redirect targets: seen like any URL, so a later link to one is
-		 * not fetched again (admitted here, done with their page) */
-		for (int i = 0; i < n && rc == TR_OK; i++)
-			if (items[i].crawl && items[i].redir_url)
-				rc = tr_crawl_admit_append(c->redis, items[i].crawl, items[i].page.fp,
-							   items[i].res->request->depth,
-							   &items[i].redir_fp, &items[i].redir_url, 1);
-		for (int i = 0; i < n && rc == TR_OK; i++)
-			if (items[i].crawl && items[i].redir_url)
-				rc = tr_crawl_admit_read(c->redis, items[i].crawl, items[i].page.fp,
-							 items[i].res->request->depth,
-							 &items[i].redir_fp, &items[i].redir_url, 1,
-							 &items[i].redir_decision);
 		if (rc == TR_OK)
 			return TR_OK;
 		tr_log(TR_LOG_WARN, "admitting links failed, retrying", 1, "error",
-		       tr_redis_error(c->redis));
+		       rc == TR_ESTATE ? "error reply (script reloaded)" : tr_redis_error(c->redis));
 		usleep(200000u << attempt);
 	}
 	return rc;
@@ -628,7 +663,12 @@ static int setup(cons *c, const tr_settings *s)
 
 static void teardown(cons *c)
 {
-	tr_pipeline_free(c->pl); /* before the producer some handlers use */
+	/* before the producer some handlers use; after a fatal error the
+	 * unflushed output is of pages not marked done: dropped */
+	if (c->fatal)
+		tr_pipeline_discard(c->pl);
+	else
+		tr_pipeline_free(c->pl);
 	c->pl = NULL;
 	if (c->kc) {
 		rd_kafka_consumer_close(c->kc);

@@ -358,6 +358,11 @@ int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, u
 	return rc;
 }
 
+int tr_crawl_prepare(tr_redis *r)
+{
+	return admit_script.sha[0] ? TR_OK : tr_redis_script_load(r, &admit_script);
+}
+
 int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
 			  uint32_t depth, const uint64_t *fps, char *const *urls, size_t n)
 {
@@ -383,14 +388,25 @@ int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_
 {
 	int rc;
 	redisReply *rep = tr_redis_get_reply(r);
-	if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		/* Redis restarted between load and use: nothing ran, redo */
-		freeReplyObject(rep);
-		return tr_crawl_admit(r, info, parent_fp, depth, fps, urls, n, decisions);
+	TR_UNUSED(info);
+	TR_UNUSED(parent_fp);
+	TR_UNUSED(depth);
+	TR_UNUSED(fps);
+	TR_UNUSED(urls);
+	if (!rep)
+		return TR_EIO; /* connection reset: the other replies are gone too */
+	if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		/* Redis restarted since the script was loaded: nothing ran. The
+		 * caller reads its other queued replies, then retries the batch,
+		 * which loads the script again. */
+		admit_script.sha[0] = '\0';
+		rc = TR_ESTATE;
+	} else {
+		rc = admit_parse(rep, n, decisions);
+		if (rc == TR_EIO)
+			rc = TR_ESTATE; /* an error reply: the connection is still in step */
 	}
-	rc = admit_parse(rep, n, decisions);
-	if (rep)
-		freeReplyObject(rep);
+	freeReplyObject(rep);
 	return rc;
 }
 

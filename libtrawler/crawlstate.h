@@ -90,7 +90,18 @@ bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);
 int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
 		   const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions);
 
-/* Pipelined form of tr_crawl_admit(): queue, then read in the same order. */
+/* Load the admit script if this process has not (or Redis lost it), so
+ * that queueing never has to do a blocking load in the middle of a
+ * pipeline. Call before queueing. Returns 0 or TR_EIO. */
+int tr_crawl_prepare(tr_redis *r);
+
+/* Pipelined form of tr_crawl_admit(): queue, then read in the same order.
+ * admit_read returns 0; TR_ESTATE for an error reply (e.g. NOSCRIPT after a
+ * Redis restart: nothing ran): the caller must still read the replies of
+ * everything else it queued, then retry the batch (queueing again reloads
+ * the script); or TR_EIO when the connection was reset (every queued reply
+ * is lost: stop reading, retry the batch). Retrying is safe: a page's links
+ * admitted by the failed try come back as TR_ADMIT_AGAIN. */
 int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
 			  uint32_t depth, const uint64_t *fps, char *const *urls, size_t n);
 int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,

@@ -265,13 +265,8 @@ int tr_pipeline_flush(tr_pipeline *pl, char *err, size_t errlen)
 	return TR_OK;
 }
 
-void tr_pipeline_free(tr_pipeline *pl)
+static void pipeline_destroy(tr_pipeline *pl)
 {
-	char err[256];
-	if (!pl)
-		return;
-	if (tr_pipeline_flush(pl, err, sizeof(err)) != TR_OK)
-		tr_log(TR_LOG_ERROR, "final flush failed", 1, "error", err);
 	for (int i = pl->n - 1; i >= 0; i--) {
 		stage *s = &pl->st[i];
 		if (s->h->destroy)
@@ -280,4 +275,20 @@ void tr_pipeline_free(tr_pipeline *pl)
 			dlclose(s->dl);
 	}
 	free(pl);
+}
+
+void tr_pipeline_free(tr_pipeline *pl)
+{
+	char err[256];
+	if (!pl)
+		return;
+	if (tr_pipeline_flush(pl, err, sizeof(err)) != TR_OK)
+		tr_log(TR_LOG_ERROR, "final flush failed", 1, "error", err);
+	pipeline_destroy(pl);
+}
+
+void tr_pipeline_discard(tr_pipeline *pl)
+{
+	if (pl)
+		pipeline_destroy(pl);
 }

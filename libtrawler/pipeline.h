@@ -48,4 +48,9 @@ bool tr_pipeline_conf(const char *config, const char *key, char *out, size_t out
 /* Flush, destroy every handler, dlclose plug-ins, free. NULL is a no-op. */
 void tr_pipeline_free(tr_pipeline *pl);
 
+/* As tr_pipeline_free() but without the final flush: after a fatal error
+ * the unflushed output belongs to pages that were not marked done (they
+ * will be redelivered), so it is dropped. */
+void tr_pipeline_discard(tr_pipeline *pl);
+
 #endif
