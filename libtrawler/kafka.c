@@ -107,10 +107,13 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 }
 
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
+				  int prefetch_kb,
 				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
 						       rd_kafka_topic_partition_list_t *, void *),
 				  void *opaque, char *err, size_t errlen)
 {
+	char prefetch[24];
+	snprintf(prefetch, sizeof(prefetch), "%d", prefetch_kb);
 	const char *kv[] = {
 		"group.id", group,
 		"enable.auto.offset.store", "false",
@@ -122,7 +125,7 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 		"heartbeat.interval.ms", "1000",
 		"max.poll.interval.ms", "300000",
 		"fetch.wait.max.ms", "50",
-		"queued.max.messages.kbytes", "16384", /* prefetch cap: flat memory */
+		"queued.max.messages.kbytes", prefetch,
 		"partition.assignment.strategy", "range,roundrobin",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);

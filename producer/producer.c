@@ -630,7 +630,9 @@ static int setup(prod *p, const tr_settings *s)
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true,
+	/* frontier messages are small: 16 MiB of prefetch is plenty and keeps
+	 * memory flat as the backlog grows */
+	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true, 16384,
 				      on_rebalance, p, err, sizeof(err));
 	if (!p->kc) {
 		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
