@@ -56,7 +56,7 @@ typedef struct item {
 	const tr_crawl_info *crawl;
 	tr_page page;
 	unsigned char *decisions;
-	char *redir_url;    /* final URL of a redirected fetch, marked seen + done */
+	char *redir_url; /* final URL of a redirected fetch, marked seen + done */
 	uint64_t redir_fp;
 	unsigned char redir_decision;
 } item;
@@ -100,7 +100,8 @@ static int publish(cons *c, const char *topic, const char *key, void *value, siz
 {
 	rd_kafka_resp_err_t e;
 	for (;;) {
-		e = rd_kafka_producev(c->kp, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+		e = rd_kafka_producev(c->kp, RD_KAFKA_V_TOPIC(topic),
+				      RD_KAFKA_V_KEY(key, strlen(key)),
 				      RD_KAFKA_V_VALUE(value, len),
 				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -109,7 +110,8 @@ static int publish(cons *c, const char *topic, const char *key, void *value, siz
 	}
 	if (e) {
 		free(value);
-		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error", rd_kafka_err2str(e));
+		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error",
+		       rd_kafka_err2str(e));
 		c->fatal = true;
 		return TR_EIO;
 	}
@@ -120,8 +122,8 @@ static void dead_letter_stage(cons *c, const rd_kafka_message_t *m, const char *
 			      const char *reason)
 {
 	size_t len;
-	uint8_t *buf = tr_deadletter_pack(m, c->s->pages_topic, stage_name, reason,
-					  c->s->worker_id, &len);
+	uint8_t *buf =
+	    tr_deadletter_pack(m, c->s->pages_topic, stage_name, reason, c->s->worker_id, &len);
 	if (!buf)
 		return;
 	c->dead++;
@@ -178,7 +180,8 @@ static void republish(uint64_t fp, uint64_t parent, uint32_t depth, const char *
 {
 	struct reap_ctx *rc = payload;
 	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
-	Trawler__V1__CrawlRequest__MetadataEntry meta = TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
+	Trawler__V1__CrawlRequest__MetadataEntry meta =
+	    TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
 	Trawler__V1__CrawlRequest__MetadataEntry *metas[1] = {&meta};
 	char key[300];
 	if (tr_url_host_key(key, sizeof(key), url) != TR_OK)
@@ -241,7 +244,8 @@ static void note_redirect(cons *c, item *it)
 		return;
 	if (tr_url_canonicalize(&canon, r->final_url) != TR_OK)
 		return;
-	if (tr_scope_normalize(c->scope, &norm, canon) == TR_OK && strcmp(norm, r->request->url) != 0 &&
+	if (tr_scope_normalize(c->scope, &norm, canon) == TR_OK &&
+	    strcmp(norm, r->request->url) != 0 &&
 	    tr_url_host_key(key, sizeof(key), norm) == TR_OK &&
 	    tr_scope_check(c->scope, it->crawl, norm, key) == TR_SCOPE_OK) {
 		it->redir_url = norm;
@@ -263,8 +267,9 @@ static int admit_queue(cons *c, item *it)
 	int queued = 0;
 	for (size_t k = 0; k < it->page.nfollow; k += ADMIT_CHUNK) {
 		size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k : ADMIT_CHUNK;
-		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, it->res->request->depth + 1,
-					  it->page.follow_fps + k, it->page.follow_urls + k, m) != TR_OK)
+		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
+					  it->res->request->depth + 1, it->page.follow_fps + k,
+					  it->page.follow_urls + k, m) != TR_OK)
 			return -1;
 		queued++;
 	}
@@ -285,7 +290,7 @@ static int admit_queue(cons *c, item *it)
 static int admit_read(cons *c, item *it, int *unread)
 {
 	int rc = TR_OK;
-	for (size_t k = 0; k < it->page.nfollow && *unread > 0; k += ADMIT_CHUNK) {
+	for (size_t k = 0; k<it->page.nfollow && * unread> 0; k += ADMIT_CHUNK) {
 		size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k : ADMIT_CHUNK;
 		int r = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp,
 					    it->res->request->depth + 1, it->page.follow_fps + k,
@@ -297,8 +302,9 @@ static int admit_read(cons *c, item *it, int *unread)
 			rc = r;
 	}
 	if (it->redir_url && *unread > 0) {
-		int r = tr_crawl_admit_read(c->redis, it->crawl, it->page.fp, it->res->request->depth,
-					    &it->redir_fp, &it->redir_url, 1, &it->redir_decision);
+		int r =
+		    tr_crawl_admit_read(c->redis, it->crawl, it->page.fp, it->res->request->depth,
+					&it->redir_fp, &it->redir_url, 1, &it->redir_decision);
 		(*unread)--;
 		if (r == TR_EIO)
 			return TR_EIO;
@@ -338,7 +344,8 @@ static int admit_batch(cons *c, item *items, int n)
 		if (rc == TR_OK)
 			return TR_OK;
 		tr_log(TR_LOG_WARN, "admitting links failed, retrying", 1, "error",
-		       rc == TR_ESTATE ? "error reply (script reloaded)" : tr_redis_error(c->redis));
+		       rc == TR_ESTATE ? "error reply (script reloaded)"
+				       : tr_redis_error(c->redis));
 		usleep(200000u << attempt);
 	}
 	return rc;
@@ -402,7 +409,7 @@ static int commit_batch(cons *c, item *items, int n)
 	for (int i = 0; i < n; i++) {
 		rd_kafka_message_t *m = items[i].m;
 		rd_kafka_topic_partition_t *tp =
-			rd_kafka_topic_partition_list_find(l, c->s->pages_topic, m->partition);
+		    rd_kafka_topic_partition_list_find(l, c->s->pages_topic, m->partition);
 		if (!tp)
 			tp = rd_kafka_topic_partition_list_add(l, c->s->pages_topic, m->partition);
 		if (tp->offset < m->offset + 1)
@@ -437,8 +444,9 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 		it->res = trawler__v1__fetch_result__unpack(NULL, m->len, m->payload);
 		if (!it->res || !it->res->request || !it->res->request->url ||
 		    !it->res->request->crawl_id) {
-			dead_letter(c, m, it->res ? "fetch result without request"
-						  : "not a FetchResult (protobuf decode failed)");
+			dead_letter(c, m,
+				    it->res ? "fetch result without request"
+					    : "not a FetchResult (protobuf decode failed)");
 			continue;
 		}
 		it->crawl = crawl_get(c, it->res->request->crawl_id);
@@ -538,7 +546,8 @@ static int build_pipeline(cons *c, const tr_settings *s)
 		rc = TR_EINVAL;
 	} else if (*s->extract) { /* the extractors first: plug-ins and sinks see their fields */
 		snprintf(conf, sizeof(conf), "file=%s", s->extract);
-		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("xpath"), conf, NULL, err, sizeof(err));
+		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("xpath"), conf, NULL, err,
+				     sizeof(err));
 		if (rc == TR_OK)
 			rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("json"), conf, NULL, err,
 					     sizeof(err));
@@ -549,7 +558,8 @@ static int build_pipeline(cons *c, const tr_settings *s)
 		snprintf(path, sizeof(path), "%.*s", (int)n, p);
 		p += n + (p[n] == ',');
 		if (n)
-			rc = tr_pipeline_add_plugin(c->pl, path, s->plugin_config, err, sizeof(err));
+			rc =
+			    tr_pipeline_add_plugin(c->pl, path, s->plugin_config, err, sizeof(err));
 	}
 	if (rc == TR_OK && s->items) {
 		snprintf(conf, sizeof(conf), "topic=%s", s->items_topic);
@@ -572,7 +582,8 @@ static int build_pipeline(cons *c, const tr_settings *s)
 	}
 	if (rc == TR_OK && s->warc) { /* WARC archive, before the jsonl sink */
 		if (strchr(s->out, ',')) {
-			snprintf(err, sizeof(err), "--warc: the --out path may not contain a comma");
+			snprintf(err, sizeof(err),
+				 "--warc: the --out path may not contain a comma");
 			rc = TR_EINVAL;
 		} else {
 			snprintf(conf, sizeof(conf), "dir=%s/warc,max_bytes=%ld", s->out,
@@ -583,7 +594,8 @@ static int build_pipeline(cons *c, const tr_settings *s)
 	}
 	snprintf(conf, sizeof(conf), "dir=%s,max_bytes=%ld", s->out, s->jsonl_max_bytes);
 	if (rc == TR_OK)
-		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("jsonl"), conf, NULL, err, sizeof(err));
+		rc = tr_pipeline_add(c->pl, tr_pipeline_builtin("jsonl"), conf, NULL, err,
+				     sizeof(err));
 	if (rc != TR_OK)
 		tr_log(TR_LOG_ERROR, "cannot set up the processing pipeline", 1, "error", err);
 	return rc;
@@ -616,7 +628,7 @@ static int setup(cons *c, const tr_settings *s)
 	c->popts.follow_nofollow = s->follow_nofollow;
 	{
 		char serr[512];
-		tr_scope_opts so = {s->scope,	       s->allow_regex, s->deny_regex,
+		tr_scope_opts so = {s->scope,	       s->allow_regex,	s->deny_regex,
 				    s->max_url_length, s->strip_params, s->sort_query};
 		if (tr_scope_new(&c->scope, &so, serr, sizeof(serr)) != TR_OK) {
 			tr_log(TR_LOG_ERROR, "invalid scope settings", 1, "error", serr);
@@ -716,7 +728,8 @@ int tr_consumer_run(const tr_settings *s)
 				tr_metrics_set(TR_METRIC_CRAWL_PENDING, crawl, (double)cc.pending);
 			}
 			if (s->exit_when_done && tr_crawl_is_complete(&cc)) {
-				tr_log(TR_LOG_INFO, "crawl complete, stopping", 1, "crawl", s->crawl_id);
+				tr_log(TR_LOG_INFO, "crawl complete, stopping", 1, "crawl",
+				       s->crawl_id);
 				break;
 			}
 		}

@@ -30,7 +30,7 @@
 	"--crawl-id all)\n"                                                                        \
 	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
 	"  stats                Redis memory of crawl --crawl-id: bytes per URL, Bloom error\n"    \
-	"  delete-topics        delete the four topics (a finished run's own topics)\n"           \
+	"  delete-topics        delete the four topics (a finished run's own topics)\n"            \
 	"  options-doc          print the options reference (markdown)"
 
 /* Is the URL's host a literal private/loopback address (not exempted by
@@ -86,10 +86,11 @@ static int validate(const tr_settings *s, char **urls, int n, char **canon)
 			return 2;
 		}
 		if (!s->allow_private && host_is_private(c, s->allow_address)) {
-			fprintf(stderr,
-				"trawlerctl: seed URL '%s' points at a loopback or private address; "
-				"refused without --allow-private (or --allow-address)\n",
-				urls[i]);
+			fprintf(
+			    stderr,
+			    "trawlerctl: seed URL '%s' points at a loopback or private address; "
+			    "refused without --allow-private (or --allow-address)\n",
+			    urls[i]);
 			free(c);
 			return 2;
 		}
@@ -140,8 +141,8 @@ static int cmd_init(const tr_settings *s)
 		fprintf(stderr, "trawlerctl: %s\n", err);
 		rc = 1;
 	} else {
-		printf("topics ready: %s %s %s %s (%ld partitions)\n", topics[0], topics[1], topics[2],
-		       topics[3], s->partitions);
+		printf("topics ready: %s %s %s %s (%ld partitions)\n", topics[0], topics[1],
+		       topics[2], topics[3], s->partitions);
 	}
 	rd_kafka_destroy(rk);
 	return rc;
@@ -155,7 +156,8 @@ static int parse_range(const char *spec, Trawler__V1__ByteRange *r)
 	int n = sscanf(spec, "%llu%c%llu%c", &a, &dash, &b, &extra);
 	if (!((n == 2 && dash == '-') || (n == 3 && dash == '-' && b >= a))) {
 		fprintf(stderr,
-			"trawlerctl: option range: invalid value '%s' (accepted: FIRST-LAST or FIRST-)\n",
+			"trawlerctl: option range: invalid value '%s' (accepted: FIRST-LAST or "
+			"FIRST-)\n",
 			spec);
 		return 2;
 	}
@@ -189,7 +191,8 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	if (strcasecmp(s->method, "HEAD") == 0) {
 		method = TRAWLER__V1__METHOD__METHOD_HEAD;
 	} else if (strcasecmp(s->method, "GET") != 0) {
-		fprintf(stderr, "trawlerctl: option method: invalid value '%s' (accepted: GET, HEAD)\n",
+		fprintf(stderr,
+			"trawlerctl: option method: invalid value '%s' (accepted: GET, HEAD)\n",
 			s->method);
 		return 2;
 	}
@@ -242,7 +245,8 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	tr_crawl_dedup dd = {s->dedup_buckets, strcmp(s->dedup, "bloom") == 0, s->bloom_capacity,
 			     s->bloom_error};
 	if (strcmp(s->dedup, "exact") != 0 && !dd.bloom) {
-		fprintf(stderr, "trawlerctl: option dedup: invalid value '%s' (accepted: exact, bloom)\n",
+		fprintf(stderr,
+			"trawlerctl: option dedup: invalid value '%s' (accepted: exact, bloom)\n",
 			s->dedup);
 		rc = 2;
 		goto out;
@@ -262,7 +266,8 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 	{
 		char meta[160];
 		snprintf(meta, sizeof(meta), "tr:{%s}:meta", s->crawl_id);
-		redisReply *rep = tr_redis_cmd(r, "HSETNX %s frontier_topic %s", meta, s->frontier_topic);
+		redisReply *rep =
+		    tr_redis_cmd(r, "HSETNX %s frontier_topic %s", meta, s->frontier_topic);
 		if (rep)
 			freeReplyObject(rep);
 		rep = tr_redis_cmd(r, "HGET %s frontier_topic", meta);
@@ -271,7 +276,8 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		if (rep)
 			freeReplyObject(rep);
 		if (stored[0] && strcmp(stored, topic) != 0) {
-			fprintf(stderr, "trawlerctl: crawl %s uses frontier topic %s; seeding there\n",
+			fprintf(stderr,
+				"trawlerctl: crawl %s uses frontier topic %s; seeding there\n",
 				s->crawl_id, stored);
 			topic = stored;
 		}
@@ -297,9 +303,9 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		}
 		trawler__v1__crawl_request__pack(&rq, buf);
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-			rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
-			RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-			RD_KAFKA_V_END);
+		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+		    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+		    RD_KAFKA_V_END);
 		if (e) {
 			free(buf);
 			fprintf(stderr, "trawlerctl: cannot enqueue %s: %s\n", canon[i],
@@ -331,14 +337,14 @@ out:
 	return rc;
 }
 
-static void print_counts(FILE *f, const char *cid, const tr_crawl_counts *c, double rate,
-			 bool tty)
+static void print_counts(FILE *f, const char *cid, const tr_crawl_counts *c, double rate, bool tty)
 {
-	double elapsed = ((c->finished_ms && c->pending <= 0 ? c->finished_ms : tr_now_ms()) -
-			  c->created_ms) /
-			 1000.0;
-	fprintf(f, "%scrawl=%s admitted=%lld pending=%lld done=%lld failed=%lld rate=%.1f/s "
-		   "elapsed=%.1fs%s%s",
+	double elapsed =
+	    ((c->finished_ms && c->pending <= 0 ? c->finished_ms : tr_now_ms()) - c->created_ms) /
+	    1000.0;
+	fprintf(f,
+		"%scrawl=%s admitted=%lld pending=%lld done=%lld failed=%lld rate=%.1f/s "
+		"elapsed=%.1fs%s%s",
 		tty ? "\r\033[K" : "", cid, c->admitted, c->pending, c->done, c->failed, rate,
 		elapsed, tr_crawl_is_complete(c) ? " complete" : "", tty ? "" : "\n");
 	fflush(f);
@@ -368,9 +374,9 @@ static int cmd_stats(const tr_settings *s)
 	printf("pending_bytes=%lld other_bytes=%lld total_bytes_per_url=%.2f\n", m.pending_bytes,
 	       m.other_bytes, (double)(m.dedup_bytes + m.pending_bytes + m.other_bytes) / n);
 	if (info.bloom) {
-		double p = pow(1 - exp(-(double)info.bloom_k * (double)c.admitted /
-				       (double)info.bloom_bits),
-			       info.bloom_k);
+		double p = pow(
+		    1 - exp(-(double)info.bloom_k * (double)c.admitted / (double)info.bloom_bits),
+		    info.bloom_k);
 		printf("bloom_bits=%llu bloom_k=%d false_positive_rate=%.6f\n",
 		       (unsigned long long)info.bloom_bits, info.bloom_k, p);
 	} else {
@@ -420,7 +426,8 @@ static int cmd_status(const tr_settings *s, bool wait_mode)
 			break;
 		}
 		if (last_done >= 0 && now > last_t)
-			rate = 0.7 * rate + 0.3 * (double)(c.done - last_done) * 1000.0 / (double)(now - last_t);
+			rate = 0.7 * rate +
+			       0.3 * (double)(c.done - last_done) * 1000.0 / (double)(now - last_t);
 		last_done = c.done;
 		last_t = now;
 		bool complete = tr_crawl_is_complete(&c);
@@ -437,9 +444,10 @@ static int cmd_status(const tr_settings *s, bool wait_mode)
 				putchar('\n');
 			break;
 		}
-		if (wait_mode && s->wait_timeout > 0 && now - start > (int64_t)(s->wait_timeout * 1000)) {
-			fprintf(stderr, "\ntrawlerctl: crawl %s not complete after %.0f s\n", s->crawl_id,
-				s->wait_timeout);
+		if (wait_mode && s->wait_timeout > 0 &&
+		    now - start > (int64_t)(s->wait_timeout * 1000)) {
+			fprintf(stderr, "\ntrawlerctl: crawl %s not complete after %.0f s\n",
+				s->crawl_id, s->wait_timeout);
 			rc = 1;
 			break;
 		}

@@ -5,10 +5,10 @@
 #include "common.h"
 
 typedef struct tr_buf {
-	char *data;    /* NUL-terminated when len > 0 or after tr_buf_cstr() */
-	size_t len;    /* bytes used, excluding the terminator */
-	size_t cap;    /* bytes allocated */
-	size_t max;    /* hard cap on len; appends past it fail with TR_ETOOBIG */
+	char *data; /* NUL-terminated when len > 0 or after tr_buf_cstr() */
+	size_t len; /* bytes used, excluding the terminator */
+	size_t cap; /* bytes allocated */
+	size_t max; /* hard cap on len; appends past it fail with TR_ETOOBIG */
 } tr_buf;
 
 /* Initialise an empty buffer that may grow to `max` bytes. No allocation. */

@@ -7,13 +7,13 @@
 #include <stdbool.h>
 
 #define TR_OK 0
-#define TR_ENOMEM (-1)   /* allocation failed */
-#define TR_EINVAL (-2)   /* invalid argument or malformed input */
-#define TR_EIO (-3)      /* I/O or network failure */
-#define TR_ETOOBIG (-4)  /* input exceeds a hard cap */
+#define TR_ENOMEM (-1)	/* allocation failed */
+#define TR_EINVAL (-2)	/* invalid argument or malformed input */
+#define TR_EIO (-3)	/* I/O or network failure */
+#define TR_ETOOBIG (-4) /* input exceeds a hard cap */
 #define TR_ENOTFOUND (-5)
 #define TR_ETIMEDOUT (-6)
-#define TR_ESTATE (-7)   /* called in the wrong state */
+#define TR_ESTATE (-7) /* called in the wrong state */
 
 #define TR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TR_UNUSED(x) ((void)(x))

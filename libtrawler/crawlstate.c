@@ -13,86 +13,88 @@
  * A pending entry holds "parent|admitted_ms|depth|url"; tr:{CID}:hosts
  * counts admissions per host when capped. Returns one TR_ADMIT_* per URL. */
 static tr_redis_script admit_script = {
-	"local prefix, parent, pb, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-	"local maxh = tonumber(ARGV[5])\n"
-	"local live = parent == '0' or redis.call('HEXISTS', prefix..'p:'..pb, parent) == 1\n"
-	"local mine = parent .. '|'\n"
-	"local function fresh(b, m)\n"
-	"  if string.sub(m, 1, 5) ~= 'bits:' then return redis.call('SADD', prefix..'s:'..b, m) == 1 end\n"
-	"  local args = {prefix..'bloom'}\n"
-	"  for pos in string.gmatch(string.sub(m, 6), '%d+') do\n"
-	"    args[#args+1] = 'SET'; args[#args+1] = 'u1'; args[#args+1] = pos; args[#args+1] = 1\n"
-	"  end\n"
-	"  for _, v in ipairs(redis.call('BITFIELD', unpack(args))) do if v == 0 then return true end end\n"
-	"  return false\n"
-	"end\n"
-	"local out, added = {}, 0\n"
-	"for i = 6, #ARGV, 5 do\n"
-	"  local b, m, fp, url = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+4]\n"
-	"  if fresh(b, m) then\n"
-	"    local capped = false\n"
-	"    if maxh > 0 then\n"
-	"      local h = string.match(url, '^%a+://([^/?#]+)') or ''\n"
-	"      capped = redis.call('HINCRBY', prefix..'hosts', h, 1) > maxh\n"
-	"    end\n"
-	"    if capped then\n"
-	"      out[#out+1] = 3\n"
-	"    else\n"
-	"      redis.call('HSET', prefix..'p:'..b, fp, mine..now..'|'..ARGV[i+3]..'|'..url)\n"
-	"      added = added + 1\n"
-	"      out[#out+1] = 1\n"
-	"    end\n"
-	"  else\n"
-	"    local v = live and redis.call('HGET', prefix..'p:'..b, fp)\n"
-	"    if v and string.sub(v, 1, #mine) == mine then out[#out+1] = 2 else out[#out+1] = 0 end\n"
-	"  end\n"
-	"end\n"
-	"if added > 0 then\n"
-	"  redis.call('HINCRBY', KEYS[1], 'admitted', added)\n"
-	"  redis.call('HINCRBY', KEYS[1], 'pending', added)\n"
-	"end\n"
-	"return out\n",
-	""};
+    "local prefix, parent, pb, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local maxh = tonumber(ARGV[5])\n"
+    "local live = parent == '0' or redis.call('HEXISTS', prefix..'p:'..pb, parent) == 1\n"
+    "local mine = parent .. '|'\n"
+    "local function fresh(b, m)\n"
+    "  if string.sub(m, 1, 5) ~= 'bits:' then return redis.call('SADD', prefix..'s:'..b, m) == 1 "
+    "end\n"
+    "  local args = {prefix..'bloom'}\n"
+    "  for pos in string.gmatch(string.sub(m, 6), '%d+') do\n"
+    "    args[#args+1] = 'SET'; args[#args+1] = 'u1'; args[#args+1] = pos; args[#args+1] = 1\n"
+    "  end\n"
+    "  for _, v in ipairs(redis.call('BITFIELD', unpack(args))) do if v == 0 then return true end "
+    "end\n"
+    "  return false\n"
+    "end\n"
+    "local out, added = {}, 0\n"
+    "for i = 6, #ARGV, 5 do\n"
+    "  local b, m, fp, url = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+4]\n"
+    "  if fresh(b, m) then\n"
+    "    local capped = false\n"
+    "    if maxh > 0 then\n"
+    "      local h = string.match(url, '^%a+://([^/?#]+)') or ''\n"
+    "      capped = redis.call('HINCRBY', prefix..'hosts', h, 1) > maxh\n"
+    "    end\n"
+    "    if capped then\n"
+    "      out[#out+1] = 3\n"
+    "    else\n"
+    "      redis.call('HSET', prefix..'p:'..b, fp, mine..now..'|'..ARGV[i+3]..'|'..url)\n"
+    "      added = added + 1\n"
+    "      out[#out+1] = 1\n"
+    "    end\n"
+    "  else\n"
+    "    local v = live and redis.call('HGET', prefix..'p:'..b, fp)\n"
+    "    if v and string.sub(v, 1, #mine) == mine then out[#out+1] = 2 else out[#out+1] = 0 end\n"
+    "  end\n"
+    "end\n"
+    "if added > 0 then\n"
+    "  redis.call('HINCRBY', KEYS[1], 'admitted', added)\n"
+    "  redis.call('HINCRBY', KEYS[1], 'pending', added)\n"
+    "end\n"
+    "return out\n",
+    ""};
 
 /* KEYS[1] meta. ARGV: prefix, bucket, cutoff_ms, now_ms, max. Pending
  * entries admitted (or last re-enqueued) before cutoff get a fresh time and
  * are returned as fp, parent, "depth|url" triples. */
 static tr_redis_script reap_script = {
-	"local key = ARGV[1]..'p:'..ARGV[2]\n"
-	"local cutoff, now, max = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
-	"local all = redis.call('HGETALL', key)\n"
-	"local out = {}\n"
-	"for i = 1, #all, 2 do\n"
-	"  local fp, v = all[i], all[i+1]\n"
-	"  local p1 = string.find(v, '|', 1, true)\n"
-	"  local p2 = p1 and string.find(v, '|', p1 + 1, true)\n"
-	"  if p2 and (tonumber(string.sub(v, p1 + 1, p2 - 1)) or 0) < cutoff then\n"
-	"    local parent, rest = string.sub(v, 1, p1 - 1), string.sub(v, p2 + 1)\n"
-	"    redis.call('HSET', key, fp, parent..'|'..now..'|'..rest)\n"
-	"    out[#out+1] = fp; out[#out+1] = parent; out[#out+1] = rest\n"
-	"    if #out >= max * 3 then break end\n"
-	"  end\n"
-	"end\n"
-	"return out\n",
-	""};
+    "local key = ARGV[1]..'p:'..ARGV[2]\n"
+    "local cutoff, now, max = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
+    "local all = redis.call('HGETALL', key)\n"
+    "local out = {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local fp, v = all[i], all[i+1]\n"
+    "  local p1 = string.find(v, '|', 1, true)\n"
+    "  local p2 = p1 and string.find(v, '|', p1 + 1, true)\n"
+    "  if p2 and (tonumber(string.sub(v, p1 + 1, p2 - 1)) or 0) < cutoff then\n"
+    "    local parent, rest = string.sub(v, 1, p1 - 1), string.sub(v, p2 + 1)\n"
+    "    redis.call('HSET', key, fp, parent..'|'..now..'|'..rest)\n"
+    "    out[#out+1] = fp; out[#out+1] = parent; out[#out+1] = rest\n"
+    "    if #out >= max * 3 then break end\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
+    ""};
 
 /* KEYS[1] meta. ARGV: prefix, now_ms, then triples (bucket, fp, failed). */
 static tr_redis_script done_script = {
-	"local done, failed = 0, 0\n"
-	"for i = 3, #ARGV, 3 do\n"
-	"  if redis.call('HDEL', ARGV[1]..'p:'..ARGV[i], ARGV[i+1]) == 1 then\n"
-	"    done = done + 1\n"
-	"    if ARGV[i+2] == '1' then failed = failed + 1 end\n"
-	"  end\n"
-	"end\n"
-	"if done > 0 then\n"
-	"  local left = redis.call('HINCRBY', KEYS[1], 'pending', -done)\n"
-	"  redis.call('HINCRBY', KEYS[1], 'done', done)\n"
-	"  if failed > 0 then redis.call('HINCRBY', KEYS[1], 'failed', failed) end\n"
-	"  if left <= 0 then redis.call('HSET', KEYS[1], 'finished_ms', ARGV[2]) end\n"
-	"end\n"
-	"return done\n",
-	""};
+    "local done, failed = 0, 0\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  if redis.call('HDEL', ARGV[1]..'p:'..ARGV[i], ARGV[i+1]) == 1 then\n"
+    "    done = done + 1\n"
+    "    if ARGV[i+2] == '1' then failed = failed + 1 end\n"
+    "  end\n"
+    "end\n"
+    "if done > 0 then\n"
+    "  local left = redis.call('HINCRBY', KEYS[1], 'pending', -done)\n"
+    "  redis.call('HINCRBY', KEYS[1], 'done', done)\n"
+    "  if failed > 0 then redis.call('HINCRBY', KEYS[1], 'failed', failed) end\n"
+    "  if left <= 0 then redis.call('HSET', KEYS[1], 'finished_ms', ARGV[2]) end\n"
+    "end\n"
+    "return done\n",
+    ""};
 
 #define NUM_LEN 24
 
@@ -311,7 +313,8 @@ static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, uint32_t de
 			uint64_t h1 = fps[i] & 0xffffffffu, h2 = (fps[i] >> 32) | 1;
 			int len = snprintf(m, slot, "bits:");
 			for (int j = 0; j < info->bloom_k; j++)
-				len += snprintf(m + len, slot - (size_t)len, "%s%" PRIu64, j ? "," : "",
+				len += snprintf(m + len, slot - (size_t)len, "%s%" PRIu64,
+						j ? "," : "",
 						(h1 + (uint64_t)j * h2) % info->bloom_bits);
 			av[7 + 5 * i] = m;
 		}
@@ -382,9 +385,8 @@ int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t paren
 	return rc;
 }
 
-int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			uint32_t depth, const uint64_t *fps, char *const *urls, size_t n,
-			unsigned char *decisions)
+int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
+			const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions)
 {
 	int rc;
 	redisReply *rep = tr_redis_get_reply(r);
@@ -466,7 +468,7 @@ int tr_crawl_counts_get(tr_redis *r, const char *cid, tr_crawl_counts *c)
 	char meta[160];
 	key_of(meta, sizeof(meta), cid, "meta");
 	redisReply *rep = tr_redis_cmd(
-		r, "HMGET %s admitted pending done failed created_ms finished_ms dedup_buckets", meta);
+	    r, "HMGET %s admitted pending done failed created_ms finished_ms dedup_buckets", meta);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 7)
 		goto out;
 	memset(c, 0, sizeof(*c));
@@ -519,8 +521,8 @@ out:
 	return rc;
 }
 
-int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms,
-		  tr_crawl_reap_cb cb, void *payload)
+int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms, tr_crawl_reap_cb cb,
+		  void *payload)
 {
 	int rc = TR_OK, found = 0;
 	char meta[160], prefix[160], bucket[NUM_LEN], cutoff[NUM_LEN], now[NUM_LEN];
@@ -543,7 +545,8 @@ int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms,
 				if (!bar)
 					continue;
 				uint64_t fp = (uint64_t)strtoll(rep->element[i]->str, NULL, 10);
-				uint64_t parent = (uint64_t)strtoll(rep->element[i + 1]->str, NULL, 10);
+				uint64_t parent =
+				    (uint64_t)strtoll(rep->element[i + 1]->str, NULL, 10);
 				uint32_t depth = (uint32_t)strtoul(rest, NULL, 10);
 				cb(fp, parent, depth, bar + 1, payload);
 				found++;
@@ -595,8 +598,8 @@ int tr_crawl_memory_get(tr_redis *r, const char *cid, tr_crawl_memory *m)
 		snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
 		redisReply *keys = rep->element[1];
 		for (size_t i = 0; i < keys->elements; i++)
-			tr_redis_append_argv(r, 3, (const char *[]){"MEMORY", "USAGE", keys->element[i]->str},
-					     NULL);
+			tr_redis_append_argv(
+			    r, 3, (const char *[]){"MEMORY", "USAGE", keys->element[i]->str}, NULL);
 		for (size_t i = 0; i < keys->elements; i++) {
 			redisReply *u = tr_redis_get_reply(r);
 			long long bytes = u && u->type == REDIS_REPLY_INTEGER ? u->integer : 0;

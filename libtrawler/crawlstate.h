@@ -24,9 +24,9 @@
 
 #include "redis.h"
 
-#define TR_ADMIT_SKIP 0  /* seen before: do not enqueue */
-#define TR_ADMIT_NEW 1   /* first sighting: enqueue */
-#define TR_ADMIT_AGAIN 2 /* admitted earlier by this same unfinished parent: enqueue again */
+#define TR_ADMIT_SKIP 0	  /* seen before: do not enqueue */
+#define TR_ADMIT_NEW 1	  /* first sighting: enqueue */
+#define TR_ADMIT_AGAIN 2  /* admitted earlier by this same unfinished parent: enqueue again */
 #define TR_ADMIT_CAPPED 3 /* new, but its host reached max_per_host: not enqueued */
 
 #define TR_CRAWL_MAX_SCOPE 1024
@@ -34,7 +34,7 @@
 typedef struct tr_crawl_counts {
 	long long admitted; /* URLs admitted (deduplicated) */
 	long long pending;  /* admitted and not yet processed */
-	long long done;     /* processed, failures included */
+	long long done;	    /* processed, failures included */
 	long long failed;   /* processed with a transport error */
 	long long created_ms, finished_ms;
 	long dedup_buckets;
@@ -47,11 +47,11 @@ typedef struct tr_crawl_info {
 	long dedup_buckets;
 	int nscope;
 	char *scope[TR_CRAWL_MAX_SCOPE]; /* host keys "host:port", owned */
-	int64_t loaded_ms;               /* monotonic time of the read */
-	long max_per_host;               /* admission cap per host, 0 = none (set by the caller) */
-	bool bloom;                      /* dedup by Bloom filter instead of exact sets */
-	uint64_t bloom_bits;             /* filter size m (bits) */
-	int bloom_k;                     /* hash functions */
+	int64_t loaded_ms;		 /* monotonic time of the read */
+	long max_per_host;		 /* admission cap per host, 0 = none (set by the caller) */
+	bool bloom;			 /* dedup by Bloom filter instead of exact sets */
+	uint64_t bloom_bits;		 /* filter size m (bits) */
+	int bloom_k;			 /* hash functions */
 } tr_crawl_info;
 
 /* Position of fingerprint `fp` in a crawl's dedup layout. */
@@ -63,10 +63,10 @@ tr_crawl_slot tr_crawl_slot_of(uint64_t fp, long nbuckets);
 
 /* Dedup settings fixed when a crawl is created (first writer wins). */
 typedef struct tr_crawl_dedup {
-	long buckets;        /* exact mode buckets, also used for pending entries */
-	bool bloom;          /* Bloom filter instead of exact sets */
+	long buckets;	       /* exact mode buckets, also used for pending entries */
+	bool bloom;	       /* Bloom filter instead of exact sets */
 	double bloom_capacity; /* expected URLs */
-	double bloom_error;  /* target false-positive rate at capacity */
+	double bloom_error;    /* target false-positive rate at capacity */
 } tr_crawl_dedup;
 
 /* Bloom filter size (bits) and hash count for n URLs at error rate p. */
@@ -104,9 +104,8 @@ int tr_crawl_prepare(tr_redis *r);
  * admitted by the failed try come back as TR_ADMIT_AGAIN. */
 int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
 			  uint32_t depth, const uint64_t *fps, char *const *urls, size_t n);
-int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp,
-			uint32_t depth, const uint64_t *fps, char *const *urls, size_t n,
-			unsigned char *decisions);
+int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
+			const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions);
 
 /* Called for each URL a reap found (url valid during the call). */
 typedef void (*tr_crawl_reap_cb)(uint64_t fp, uint64_t parent_fp, uint32_t depth, const char *url,
@@ -142,9 +141,9 @@ bool tr_crawl_is_complete(const tr_crawl_counts *c);
 
 /* Memory a crawl takes in Redis, by kind (MEMORY USAGE over its keys). */
 typedef struct tr_crawl_memory {
-	long long dedup_bytes;   /* tr:{CID}:s:* or tr:{CID}:bloom */
+	long long dedup_bytes;	 /* tr:{CID}:s:* or tr:{CID}:bloom */
 	long long pending_bytes; /* tr:{CID}:p:* */
-	long long other_bytes;   /* meta, hosts, locks */
+	long long other_bytes;	 /* meta, hosts, locks */
 	long long keys;
 } tr_crawl_memory;
 int tr_crawl_memory_get(tr_redis *r, const char *cid, tr_crawl_memory *m);

@@ -13,7 +13,7 @@
 
 #define MAX_HEADER_BYTES (64 * 1024) /* header block of one response */
 #define MAX_HEADERS 100
-#define MAX_HOPS 32                  /* redirect hops recorded */
+#define MAX_HOPS 32 /* redirect hops recorded */
 
 typedef struct xfer {
 	CURL *easy;
@@ -21,8 +21,8 @@ typedef struct xfer {
 	Trawler__V1__CrawlRequest *req;
 	void *ctx;
 	tr_buf body;
-	tr_buf hdr;             /* raw header lines of the current response */
-	long cur_status;        /* status of the response whose headers are read */
+	tr_buf hdr;	 /* raw header lines of the current response */
+	long cur_status; /* status of the response whose headers are read */
 	char *hop_url[MAX_HOPS];
 	long hop_status[MAX_HOPS];
 	int nhops;
@@ -56,21 +56,36 @@ struct tr_fetcher {
 const char *tr_fetch_error_name(Trawler__V1__FetchError e)
 {
 	switch (e) {
-	case TRAWLER__V1__FETCH_ERROR__ERROR_NONE: return "none";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_DNS: return "dns";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_CONNECT: return "connect";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT: return "timeout";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_TLS: return "tls";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_TOO_MANY_REDIRECTS: return "too_many_redirects";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_BODY_TOO_LARGE: return "body_too_large";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED: return "robots_disallowed";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS: return "blocked_address";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL: return "protocol";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_RECV: return "recv";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_SEND: return "send";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL: return "bad_url";
-	case TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE: return "content_type";
-	default: return "other";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_NONE:
+		return "none";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_DNS:
+		return "dns";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_CONNECT:
+		return "connect";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT:
+		return "timeout";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TLS:
+		return "tls";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_TOO_MANY_REDIRECTS:
+		return "too_many_redirects";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BODY_TOO_LARGE:
+		return "body_too_large";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED:
+		return "robots_disallowed";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS:
+		return "blocked_address";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL:
+		return "protocol";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_RECV:
+		return "recv";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_SEND:
+		return "send";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL:
+		return "bad_url";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE:
+		return "content_type";
+	default:
+		return "other";
 	}
 }
 
@@ -116,14 +131,14 @@ int64_t tr_fetch_retry_after_ms(const Trawler__V1__FetchResult *res)
 /* IPv4 address in host byte order: loopback, private, ...? */
 static bool v4_is_private(uint32_t a)
 {
-	return (a >> 24) == 0 ||               /* 0.0.0.0/8 */
-	       (a >> 24) == 10 ||              /* 10/8 */
-	       (a >> 24) == 127 ||             /* loopback */
-	       (a >> 16) == 0xA9FE ||          /* 169.254/16 link-local */
-	       (a >> 20) == 0xAC1 ||           /* 172.16/12 */
-	       (a >> 16) == 0xC0A8 ||          /* 192.168/16 */
+	return (a >> 24) == 0 ||	       /* 0.0.0.0/8 */
+	       (a >> 24) == 10 ||	       /* 10/8 */
+	       (a >> 24) == 127 ||	       /* loopback */
+	       (a >> 16) == 0xA9FE ||	       /* 169.254/16 link-local */
+	       (a >> 20) == 0xAC1 ||	       /* 172.16/12 */
+	       (a >> 16) == 0xC0A8 ||	       /* 192.168/16 */
 	       (a >> 22) == (100u << 2 | 1) || /* 100.64/10 CGNAT */
-	       (a >> 28) >= 0xE;               /* 224/4 multicast, 240/4 reserved */
+	       (a >> 28) >= 0xE;	       /* 224/4 multicast, 240/4 reserved */
 }
 
 bool tr_fetch_addr_is_private(const struct sockaddr *sa)
@@ -315,8 +330,7 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 	f->multi = curl_multi_init();
 	f->share = curl_share_init();
 	if (!f->user_agent || !f->worker_id || !f->allow_address || !f->ca_file ||
-	    !f->content_types || !f->multi ||
-	    !f->share) {
+	    !f->content_types || !f->multi || !f->share) {
 		tr_fetcher_free(f);
 		return TR_ENOMEM;
 	}
@@ -449,7 +463,8 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 				 (unsigned long long)req->range->first,
 				 (unsigned long long)req->range->last);
 		else
-			snprintf(range, sizeof(range), "%llu-", (unsigned long long)req->range->first);
+			snprintf(range, sizeof(range), "%llu-",
+				 (unsigned long long)req->range->first);
 		curl_easy_setopt(e, CURLOPT_RANGE, range);
 	}
 	if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
@@ -470,7 +485,7 @@ static Trawler__V1__FetchError map_error(CURLcode c, const xfer *x)
 	case CURLE_OK:
 		return TRAWLER__V1__FETCH_ERROR__ERROR_NONE;
 	case CURLE_WRITE_ERROR:
-		return x->truncated      ? TRAWLER__V1__FETCH_ERROR__ERROR_NONE
+		return x->truncated	 ? TRAWLER__V1__FETCH_ERROR__ERROR_NONE
 		       : x->body_refused ? TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE
 					 : TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
 	case CURLE_COULDNT_RESOLVE_HOST:

@@ -13,18 +13,18 @@
 #include "trawler.pb-c.h"
 
 typedef struct tr_fetch_opts {
-	long max_body;          /* body bytes kept; more aborts the transfer (truncated) */
-	double timeout;         /* total seconds per transfer */
+	long max_body;		/* body bytes kept; more aborts the transfer (truncated) */
+	double timeout;		/* total seconds per transfer */
 	double connect_timeout; /* seconds to connect */
-	long low_speed_limit;   /* bytes/s; slower for low_speed_time aborts (0 = off) */
+	long low_speed_limit;	/* bytes/s; slower for low_speed_time aborts (0 = off) */
 	double low_speed_time;
 	long max_redirects;
-	long max_total_conns;   /* connection cap for the whole fetcher */
-	long max_host_conns;    /* per-host connection cap (safety net) */
+	long max_total_conns; /* connection cap for the whole fetcher */
+	long max_host_conns;  /* per-host connection cap (safety net) */
 	const char *user_agent;
-	bool allow_private;     /* allow loopback/private/link-local targets */
+	bool allow_private;	   /* allow loopback/private/link-local targets */
 	const char *allow_address; /* CIDR list exempt from the guard ("" = none) */
-	const char *ca_file;    /* extra PEM CA bundle ("" = none) */
+	const char *ca_file;	   /* extra PEM CA bundle ("" = none) */
 	const char *content_types; /* media types whose bodies are downloaded
 				      (comma list, "type/" = prefix, "*" = all) */
 	const char *worker_id;

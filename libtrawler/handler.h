@@ -29,16 +29,16 @@ typedef struct tr_page_view tr_page_view;
 /* Read-only accessors for the page a handler is processing. Returned
  * strings are owned by the pipeline and valid during the callback. */
 typedef struct tr_page_api {
-	const char *(*url)(const tr_page_view *p);          /* final URL */
+	const char *(*url)(const tr_page_view *p); /* final URL */
 	const char *(*requested_url)(const tr_page_view *p);
 	const char *(*crawl_id)(const tr_page_view *p);
 	uint32_t (*depth)(const tr_page_view *p);
-	uint32_t (*status)(const tr_page_view *p);           /* 0: transport error */
-	const char *(*error)(const tr_page_view *p);         /* NULL when none */
+	uint32_t (*status)(const tr_page_view *p);   /* 0: transport error */
+	const char *(*error)(const tr_page_view *p); /* NULL when none */
 	const char *(*content_type)(const tr_page_view *p);
 	const char *(*header)(const tr_page_view *p, const char *name); /* final response */
 	const uint8_t *(*body)(const tr_page_view *p, size_t *len);
-	const char *(*title)(const tr_page_view *p);         /* HTML <title> or NULL */
+	const char *(*title)(const tr_page_view *p); /* HTML <title> or NULL */
 	int64_t (*fetched_at_ms)(const tr_page_view *p);
 	/* Add a value to field `name` (both copied). Fields appear under
 	 * "fields" in pages.jsonl, in items and in the database sink.

@@ -111,5 +111,5 @@ static void items_destroy(void *state, void *payload)
 }
 
 const tr_handler tr_handler_items = {
-	TR_HANDLER_ABI_VERSION, "items", items_create, items_process, NULL, items_destroy,
+    TR_HANDLER_ABI_VERSION, "items", items_create, items_process, NULL, items_destroy,
 };

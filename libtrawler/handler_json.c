@@ -263,7 +263,8 @@ static int jsonh_process(void *state, tr_page_view *view, const char **reason, v
 		jsonh_walk(&run, doc, 0);
 		if (run.rc != TR_OK) {
 			rc = run.rc;
-			snprintf(h->reason, sizeof(h->reason), "JSON rule at line %u: %s", rule->line,
+			snprintf(h->reason, sizeof(h->reason), "JSON rule at line %u: %s",
+				 rule->line,
 				 rc == TR_ENOMEM ? "out of memory" : "cannot add value");
 			goto out;
 		}

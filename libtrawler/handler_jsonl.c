@@ -109,7 +109,8 @@ static int jsonl_flush(void *state, void *payload)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			tr_log(TR_LOG_ERROR, "cannot write pages.jsonl", 1, "error", strerror(errno));
+			tr_log(TR_LOG_ERROR, "cannot write pages.jsonl", 1, "error",
+			       strerror(errno));
 			return TR_EIO;
 		}
 		p += w;
@@ -131,5 +132,5 @@ static void jsonl_destroy(void *state, void *payload)
 }
 
 const tr_handler tr_handler_jsonl = {
-	TR_HANDLER_ABI_VERSION, "jsonl", jsonl_create, jsonl_process, jsonl_flush, jsonl_destroy,
+    TR_HANDLER_ABI_VERSION, "jsonl", jsonl_create, jsonl_process, jsonl_flush, jsonl_destroy,
 };

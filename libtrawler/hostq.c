@@ -18,11 +18,11 @@ typedef struct host {
 	qnode *head, *tail;
 	size_t nqueued;
 	int conns;
-	int64_t next_ms;  /* earliest next start */
-	int64_t prev_next_ms; /* next_ms before the last pop (for refunds) */
+	int64_t next_ms;       /* earliest next start */
+	int64_t prev_next_ms;  /* next_ms before the last pop (for refunds) */
 	int64_t last_start_ms; /* time of the last pop, -1 before the first */
-	int64_t delay_ms; /* this host's delay */
-	ssize_t heap_idx; /* position in the ready heap, -1 if absent */
+	int64_t delay_ms;      /* this host's delay */
+	ssize_t heap_idx;      /* position in the ready heap, -1 if absent */
 } host;
 
 struct tr_hostq {

@@ -11,8 +11,10 @@
 
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	tr_log(level <= 3 ? TR_LOG_ERROR : level <= 5 ? TR_LOG_WARN : TR_LOG_DEBUG, "librdkafka", 2,
-	       "facility", fac, "detail", buf);
+	tr_log(level <= 3   ? TR_LOG_ERROR
+	       : level <= 5 ? TR_LOG_WARN
+			    : TR_LOG_DEBUG,
+	       "librdkafka", 2, "facility", fac, "detail", buf);
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
@@ -56,9 +58,20 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
 				  void *opaque, char *err, size_t errlen)
 {
 	static const char *const kv[] = {
-		"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-		"compression.type", "lz4", "batch.size", "1000000",
-		"queue.buffering.max.messages", "500000", "queue.buffering.max.kbytes", "1048576",
+	    "enable.idempotence",
+	    "true",
+	    "acks",
+	    "all",
+	    "linger.ms",
+	    "5",
+	    "compression.type",
+	    "lz4",
+	    "batch.size",
+	    "1000000",
+	    "queue.buffering.max.messages",
+	    "500000",
+	    "queue.buffering.max.kbytes",
+	    "1048576",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;
@@ -115,18 +128,30 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 	char prefetch[24];
 	snprintf(prefetch, sizeof(prefetch), "%d", prefetch_kb);
 	const char *kv[] = {
-		"group.id", group,
-		"enable.auto.offset.store", "false",
-		"enable.auto.commit", auto_commit ? "true" : "false",
-		"auto.commit.interval.ms", "1000",
-		"auto.offset.reset", "earliest",
-		"enable.partition.eof", "false",
-		"session.timeout.ms", "10000",
-		"heartbeat.interval.ms", "1000",
-		"max.poll.interval.ms", "300000",
-		"fetch.wait.max.ms", "50",
-		"queued.max.messages.kbytes", prefetch,
-		"partition.assignment.strategy", "range,roundrobin",
+	    "group.id",
+	    group,
+	    "enable.auto.offset.store",
+	    "false",
+	    "enable.auto.commit",
+	    auto_commit ? "true" : "false",
+	    "auto.commit.interval.ms",
+	    "1000",
+	    "auto.offset.reset",
+	    "earliest",
+	    "enable.partition.eof",
+	    "false",
+	    "session.timeout.ms",
+	    "10000",
+	    "heartbeat.interval.ms",
+	    "1000",
+	    "max.poll.interval.ms",
+	    "300000",
+	    "fetch.wait.max.ms",
+	    "50",
+	    "queued.max.messages.kbytes",
+	    prefetch,
+	    "partition.assignment.strategy",
+	    "range,roundrobin",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;
@@ -135,8 +160,8 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 		return NULL;
 	if (rebalance_cb)
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-	if (s->metrics_port > 0 &&
-	    rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", e, sizeof(e)) == RD_KAFKA_CONF_OK)
+	if (s->metrics_port > 0 && rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", e,
+						     sizeof(e)) == RD_KAFKA_CONF_OK)
 		rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, opaque);
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
@@ -154,8 +179,8 @@ int tr_kafka_check(rd_kafka_t *rk, const char *brokers, double timeout_s, char *
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, (int)(timeout_s * 1000));
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		snprintf(err, errlen, "Kafka at %s unreachable within %.0f s: %s", brokers, timeout_s,
-			 rd_kafka_err2str(e));
+		snprintf(err, errlen, "Kafka at %s unreachable within %.0f s: %s", brokers,
+			 timeout_s, rd_kafka_err2str(e));
 		return TR_EIO;
 	}
 	rd_kafka_metadata_destroy(md);
@@ -169,7 +194,8 @@ int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopic
 	char maxmsg[32], e[256];
 	rd_kafka_NewTopic_t *nt[16];
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	rd_kafka_AdminOptions_t *opts =
+	    rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
 	rd_kafka_event_t *ev = NULL;
 	if (ntopics > 16)
 		ntopics = 16;
@@ -200,7 +226,8 @@ int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopic
 		rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
 		if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
 			snprintf(err, errlen, "Kafka: cannot create topic %s: %s",
-				 rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
+				 rd_kafka_topic_result_name(tr[i]),
+				 rd_kafka_topic_result_error_string(tr[i]));
 			rc = TR_EIO;
 		}
 	}
@@ -214,14 +241,15 @@ out:
 	return rc;
 }
 
-int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics,
-			   double timeout_s, char *err, size_t errlen)
+int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics, double timeout_s,
+			   char *err, size_t errlen)
 {
 	int rc = TR_OK;
 	char e[256];
 	rd_kafka_DeleteTopic_t *dt[16];
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+	rd_kafka_AdminOptions_t *opts =
+	    rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
 	rd_kafka_event_t *ev = NULL;
 	if (ntopics > 16)
 		ntopics = 16;
@@ -244,7 +272,8 @@ int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopic
 		rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
 		if (te && te != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
 			snprintf(err, errlen, "Kafka: cannot delete topic %s: %s",
-				 rd_kafka_topic_result_name(tr[i]), rd_kafka_topic_result_error_string(tr[i]));
+				 rd_kafka_topic_result_name(tr[i]),
+				 rd_kafka_topic_result_error_string(tr[i]));
 			rc = TR_EIO;
 		}
 	}

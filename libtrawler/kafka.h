@@ -40,8 +40,8 @@ int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopic
 
 /* Delete topics (missing ones are ignored). Returns 0 or TR_EIO with a
  * message in err. */
-int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics,
-			   double timeout_s, char *err, size_t errlen);
+int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics, double timeout_s,
+			   char *err, size_t errlen);
 
 /* Default rebalance handling for eager assignors: assign/unassign. */
 void tr_kafka_default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,

@@ -8,11 +8,11 @@
 #define MAX_PARTITIONS 65536
 
 typedef struct part {
-	int64_t *offs;        /* tracked offsets, increasing, from head */
-	unsigned char *done;  /* done flag per slot */
+	int64_t *offs;	     /* tracked offsets, increasing, from head */
+	unsigned char *done; /* done flag per slot */
 	size_t head, tail, cap;
-	int64_t next_commit;  /* committable offset; -1 when unknown */
-	int64_t reported;     /* last value returned by tr_offsets_advanced */
+	int64_t next_commit; /* committable offset; -1 when unknown */
+	int64_t reported;    /* last value returned by tr_offsets_advanced */
 } part;
 
 struct tr_offsets {

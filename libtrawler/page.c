@@ -188,9 +188,9 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 		return TR_OK;
 
 	const char *url = res->final_url && *res->final_url ? res->final_url : res->request->url;
-	rc = tr_links_extract_charset(&pg->links, (const char *)res->body.data, res->body.len, url,
-				      tr_html_charset_of(res->content_type, charset, sizeof(charset)),
-				      (size_t)o->max_links);
+	rc = tr_links_extract_charset(
+	    &pg->links, (const char *)res->body.data, res->body.len, url,
+	    tr_html_charset_of(res->content_type, charset, sizeof(charset)), (size_t)o->max_links);
 	if (rc != TR_OK) {
 		/* unparseable: recorded with no links */
 		memset(&pg->links, 0, sizeof(pg->links));
@@ -226,7 +226,8 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 	if (!rc && pg->failed && r->error_message)
 		rc = tr_jsonw_kv_str(b, false, "error_message", r->error_message);
 	if (!rc)
-		rc = tr_jsonw_kv_str(b, false, "content_type", r->content_type ? r->content_type : "");
+		rc = tr_jsonw_kv_str(b, false, "content_type",
+				     r->content_type ? r->content_type : "");
 	if (!rc)
 		rc = tr_jsonw_kv_int(b, false, "depth", q ? q->depth : 0);
 	if (!rc && pg->links.title)

@@ -11,13 +11,13 @@
 
 typedef struct tr_page_opts {
 	const tr_scope *scope; /* NULL: the seeds' host:port, no query rules */
-	long max_depth; /* links of pages at this depth are not followed */
-	long max_links; /* links taken from one page */
-	bool follow_nofollow; /* also follow rel=nofollow links and meta-nofollow pages */
+	long max_depth;	       /* links of pages at this depth are not followed */
+	long max_links;	       /* links taken from one page */
+	bool follow_nofollow;  /* also follow rel=nofollow links and meta-nofollow pages */
 } tr_page_opts;
 
-#define TR_PAGE_MAX_FIELD_VALUES 1000  /* values over all fields of one page */
-#define TR_PAGE_MAX_VALUE_BYTES 65536  /* one field value; longer ones are cut */
+#define TR_PAGE_MAX_FIELD_VALUES 1000 /* values over all fields of one page */
+#define TR_PAGE_MAX_VALUE_BYTES 65536 /* one field value; longer ones are cut */
 
 typedef struct tr_field {
 	char *name;
@@ -28,19 +28,19 @@ typedef struct tr_field {
 
 typedef struct tr_page {
 	const Trawler__V1__FetchResult *res; /* borrowed */
-	uint64_t fp;       /* fingerprint of the requested URL */
-	bool failed;       /* transport failure (no HTTP response) */
+	uint64_t fp;			     /* fingerprint of the requested URL */
+	bool failed;			     /* transport failure (no HTTP response) */
 	bool is_html;
-	tr_links links;    /* every link on the page (HTML 2xx only) */
-	size_t nfollow;    /* links to admit: in scope and within depth */
+	tr_links links; /* every link on the page (HTML 2xx only) */
+	size_t nfollow; /* links to admit: in scope and within depth */
 	size_t follow_cap;
-	char **follow_urls;   /* canonical URLs (owned copies) */
-	uint64_t *follow_fps; /* their fingerprints */
+	char **follow_urls;	    /* canonical URLs (owned copies) */
+	uint64_t *follow_fps;	    /* their fingerprints */
 	const tr_crawl_info *crawl; /* borrowed, for scoping extra links */
-	const tr_scope *scope;      /* borrowed */
+	const tr_scope *scope;	    /* borrowed */
 	long max_depth;
 	size_t offsite, denied, too_long, nofollow; /* links not followed, by reason */
-	tr_field *fields;     /* extracted by handlers, in insertion order */
+	tr_field *fields;			    /* extracted by handlers, in insertion order */
 	size_t nfields, fields_cap, nvalues;
 } tr_page;
 

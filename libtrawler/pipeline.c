@@ -122,10 +122,9 @@ static const uint8_t *v_raw(const tr_page_view *p, size_t *len)
 }
 
 static const tr_page_api page_api = {
-	v_url,	      v_requested_url, v_crawl_id,   v_depth,	  v_status,
-	v_error,      v_content_type,  v_header,     v_body,	  v_title,
-	v_fetched_at, v_add_field,     v_field_count, v_field_value, v_add_link,
-	v_raw,
+    v_url,	    v_requested_url, v_crawl_id, v_depth, v_status,	v_error,
+    v_content_type, v_header,	     v_body,	 v_title, v_fetched_at, v_add_field,
+    v_field_count,  v_field_value,   v_add_link, v_raw,
 };
 
 tr_page *tr_pipeline_page(tr_page_view *view)
@@ -157,12 +156,8 @@ extern const tr_handler tr_handler_items;
 extern const tr_handler tr_handler_postgres;
 
 static const tr_handler *const builtins[] = {
-	&tr_handler_jsonl,
-	&tr_handler_warc,
-	&tr_handler_xpath,
-	&tr_handler_json,
-	&tr_handler_items,
-	&tr_handler_postgres,
+    &tr_handler_jsonl, &tr_handler_warc,  &tr_handler_xpath,
+    &tr_handler_json,  &tr_handler_items, &tr_handler_postgres,
 };
 
 const tr_handler *tr_pipeline_builtin(const char *name)
@@ -188,9 +183,9 @@ static int add(tr_pipeline *pl, const tr_handler *h, const char *config, void *p
 		return TR_EINVAL;
 	}
 	if (!h || h->abi_version != TR_HANDLER_ABI_VERSION || !h->name || !h->process) {
-		snprintf(err, errlen, "handler %s: ABI version %d, expected %d (or incomplete table)",
-			 h && h->name ? h->name : "?", h ? h->abi_version : -1,
-			 TR_HANDLER_ABI_VERSION);
+		snprintf(
+		    err, errlen, "handler %s: ABI version %d, expected %d (or incomplete table)",
+		    h && h->name ? h->name : "?", h ? h->abi_version : -1, TR_HANDLER_ABI_VERSION);
 		return TR_EINVAL;
 	}
 	if (h->create && (rc = h->create(&state, config ? config : "", &page_api, payload)) != 0) {
@@ -258,7 +253,8 @@ int tr_pipeline_flush(tr_pipeline *pl, char *err, size_t errlen)
 		stage *s = &pl->st[i];
 		int rc = s->h->flush ? s->h->flush(s->state, s->payload) : 0;
 		if (rc != 0) {
-			snprintf(err, errlen, "handler %s: flush failed (error %d)", s->h->name, rc);
+			snprintf(err, errlen, "handler %s: flush failed (error %d)", s->h->name,
+				 rc);
 			return rc < 0 ? rc : TR_EIO;
 		}
 	}

@@ -31,9 +31,11 @@ static int parse_url(tr_redis *r, const char *url, char *err, size_t errlen)
 		return TR_ENOMEM;
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    strcmp(scheme, "redis") != 0 || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+	    strcmp(scheme, "redis") != 0 ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		snprintf(err, errlen,
-			 "invalid Redis URL '%s' (expected redis://[:password@]host[:port][/db])", url);
+			 "invalid Redis URL '%s' (expected redis://[:password@]host[:port][/db])",
+			 url);
 		goto out;
 	}
 	snprintf(r->host, sizeof(r->host), "%s", host);
@@ -235,7 +237,8 @@ int tr_redis_script_load(tr_redis *r, tr_redis_script *script)
 
 /* Build the EVALSHA argv: EVALSHA sha numkeys args... (malloc'd arrays). */
 static int eval_argv(tr_redis_script *script, int numkeys, int argc, const char **argv,
-		     const size_t *lens, const char ***av_out, size_t **lv_out, char *nk, size_t nklen)
+		     const size_t *lens, const char ***av_out, size_t **lv_out, char *nk,
+		     size_t nklen)
 {
 	if (argc < 0 || argc > MAX_EVAL_ARGS)
 		return TR_EINVAL;
@@ -275,7 +278,8 @@ redisReply *tr_redis_eval(tr_redis *r, tr_redis_script *script, int numkeys, int
 		return NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rep = tr_redis_argv(r, argc + 3, av, lv);
-		if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		if (rep && rep->type == REDIS_REPLY_ERROR &&
+		    strncmp(rep->str, "NOSCRIPT", 8) == 0) {
 			freeReplyObject(rep);
 			rep = NULL;
 			if (tr_redis_script_load(r, script) != TR_OK)

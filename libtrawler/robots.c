@@ -20,14 +20,14 @@ static const struct {
 	const char *name;
 	robots_key key;
 } robots_keys[] = {
-	{"user-agent", ROBOTS_KEY_AGENT},   {"useragent", ROBOTS_KEY_AGENT},
-	{"user agent", ROBOTS_KEY_AGENT},   {"allow", ROBOTS_KEY_ALLOW},
-	{"disallow", ROBOTS_KEY_DISALLOW},  {"dissallow", ROBOTS_KEY_DISALLOW},
-	{"dissalow", ROBOTS_KEY_DISALLOW},  {"disalow", ROBOTS_KEY_DISALLOW},
-	{"diasllow", ROBOTS_KEY_DISALLOW},  {"disallaw", ROBOTS_KEY_DISALLOW},
-	{"crawl-delay", ROBOTS_KEY_DELAY},  {"crawldelay", ROBOTS_KEY_DELAY},
-	{"crawl delay", ROBOTS_KEY_DELAY},  {"sitemap", ROBOTS_KEY_SITEMAP},
-	{"site-map", ROBOTS_KEY_SITEMAP},
+    {"user-agent", ROBOTS_KEY_AGENT},  {"useragent", ROBOTS_KEY_AGENT},
+    {"user agent", ROBOTS_KEY_AGENT},  {"allow", ROBOTS_KEY_ALLOW},
+    {"disallow", ROBOTS_KEY_DISALLOW}, {"dissallow", ROBOTS_KEY_DISALLOW},
+    {"dissalow", ROBOTS_KEY_DISALLOW}, {"disalow", ROBOTS_KEY_DISALLOW},
+    {"diasllow", ROBOTS_KEY_DISALLOW}, {"disallaw", ROBOTS_KEY_DISALLOW},
+    {"crawl-delay", ROBOTS_KEY_DELAY}, {"crawldelay", ROBOTS_KEY_DELAY},
+    {"crawl delay", ROBOTS_KEY_DELAY}, {"sitemap", ROBOTS_KEY_SITEMAP},
+    {"site-map", ROBOTS_KEY_SITEMAP},
 };
 
 typedef struct robots_rule {
@@ -43,7 +43,7 @@ typedef struct robots_set {
 	robots_rule *rules; /* sorted longest first, allow before disallow (robots_rule_cmp) */
 	size_t nrules;
 	size_t rules_cap;
-	char *pat;	/* normalized patterns back to back, runs of '*' collapsed */
+	char *pat; /* normalized patterns back to back, runs of '*' collapsed */
 	size_t pat_len;
 	size_t pat_cap;
 	uint16_t *fail; /* per pattern byte: KMP failure value within its '*'-free piece */
@@ -158,7 +158,8 @@ static size_t robots_norm(char *dst, const char *src, size_t n, bool pattern)
 			}
 		} else {
 			i++;
-			if (c != '%' && c != '$' && (c != '*' || pattern) && !robots_must_encode(c)) {
+			if (c != '%' && c != '$' && (c != '*' || pattern) &&
+			    !robots_must_encode(c)) {
 				dst[w++] = (char)c;
 				continue;
 			}
@@ -312,7 +313,8 @@ static int robots_add_sitemap(tr_robots *r, const char *v, size_t n)
 
 	if (n == 0 || n > TR_ROBOTS_MAX_SITEMAP_LEN || r->nsitemaps >= TR_ROBOTS_MAX_SITEMAPS)
 		goto out;
-	if (!(n > 7 && robots_ieq(v, 7, "http://", 7)) && !(n > 8 && robots_ieq(v, 8, "https://", 8)))
+	if (!(n > 7 && robots_ieq(v, 7, "http://", 7)) &&
+	    !(n > 8 && robots_ieq(v, 8, "https://", 8)))
 		goto out;
 	for (i = 0; i < n; i++)
 		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] == 0x7f)
@@ -352,8 +354,7 @@ static robots_key robots_key_of(const char *k, size_t n)
 /* Handle one line (s, n bytes, without its line end). sets[0] collects the
  * groups naming the crawler, sets[1] the "*" groups. Returns 0 or
  * TR_ENOMEM. */
-static int robots_line(robots_parser *p, tr_robots *r, robots_set sets[2], const char *s,
-		       size_t n)
+static int robots_line(robots_parser *p, tr_robots *r, robots_set sets[2], const char *s, size_t n)
 {
 	int rc = 0;
 	const char *hash, *colon, *k, *ke, *v, *ve;

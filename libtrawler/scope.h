@@ -9,12 +9,12 @@
 #include "crawlstate.h"
 
 typedef struct tr_scope_opts {
-	const char *mode;         /* "host" (host:port of a seed) or "domain" (registrable domain) */
-	const char *allow_regex;  /* POSIX ERE a URL must match ("" = any) */
-	const char *deny_regex;   /* POSIX ERE a URL must not match ("" = none) */
-	long max_url_length;      /* longer URLs are not followed (0 = no cap) */
+	const char *mode;	 /* "host" (host:port of a seed) or "domain" (registrable domain) */
+	const char *allow_regex; /* POSIX ERE a URL must match ("" = any) */
+	const char *deny_regex;	 /* POSIX ERE a URL must not match ("" = none) */
+	long max_url_length;	 /* longer URLs are not followed (0 = no cap) */
 	const char *strip_params; /* query parameters removed: names, "prefix*" */
-	bool sort_query;          /* order query parameters by name */
+	bool sort_query;	  /* order query parameters by name */
 } tr_scope_opts;
 
 typedef struct tr_scope tr_scope;
@@ -30,9 +30,9 @@ int tr_scope_normalize(const tr_scope *s, char **out, const char *url);
 
 /* Why a URL is not followed (TR_SCOPE_OK when it is). */
 #define TR_SCOPE_OK 0
-#define TR_SCOPE_OFFSITE 1   /* not a seed host / registrable domain */
-#define TR_SCOPE_DENIED 2    /* allow/deny regular expressions */
-#define TR_SCOPE_TOO_LONG 3  /* over max_url_length */
+#define TR_SCOPE_OFFSITE 1  /* not a seed host / registrable domain */
+#define TR_SCOPE_DENIED 2   /* allow/deny regular expressions */
+#define TR_SCOPE_TOO_LONG 3 /* over max_url_length */
 
 /* Decide for normalized `url` with host key `host_key` in crawl `info`. */
 int tr_scope_check(const tr_scope *s, const tr_crawl_info *info, const char *url,

@@ -15,9 +15,9 @@ typedef struct opt {
 	const char *name; /* flag --name, env TRAWLER_NAME, file key name */
 	opt_type type;
 	const char *def; /* default, as text */
-	size_t offset;   /* into tr_settings */
+	size_t offset;	 /* into tr_settings */
 	double min, max; /* accepted range for numbers */
-	unsigned exe;    /* TR_EXE_* it applies to */
+	unsigned exe;	 /* TR_EXE_* it applies to */
 	const char *help;
 } opt;
 
@@ -240,8 +240,8 @@ static int parse_bool(bool *out, const char *v)
 }
 
 /* Store `value` for option `o`; `source` names where it came from. */
-static int set_value(tr_settings *s, const opt *o, const char *value, const char *source,
-		     char *err, size_t errlen)
+static int set_value(tr_settings *s, const opt *o, const char *value, const char *source, char *err,
+		     size_t errlen)
 {
 	int rc = TR_OK;
 	char *field = (char *)s + o->offset;
@@ -258,7 +258,8 @@ static int set_value(tr_settings *s, const opt *o, const char *value, const char
 	}
 	case OPT_BOOL:
 		if (parse_bool((bool *)field, value) != TR_OK) {
-			snprintf(err, errlen, "%s: option %s: invalid value '%s' (accepted: true or false)",
+			snprintf(err, errlen,
+				 "%s: option %s: invalid value '%s' (accepted: true or false)",
 				 source, o->name, value);
 			rc = TR_EINVAL;
 		}
@@ -281,7 +282,8 @@ static int set_value(tr_settings *s, const opt *o, const char *value, const char
 		double v = strtod(value, &end);
 		if (errno || end == value || *end != '\0' || !isfinite(v) || v < o->min ||
 		    v > o->max) {
-			snprintf(err, errlen, "%s: option %s: invalid value '%s' (accepted: number %g..%g)",
+			snprintf(err, errlen,
+				 "%s: option %s: invalid value '%s' (accepted: number %g..%g)",
 				 source, o->name, value, o->min, o->max);
 			rc = TR_EINVAL;
 		} else {
@@ -442,7 +444,8 @@ int tr_settings_load(tr_settings *s, unsigned exe, int argc, char **argv, char *
 				o = NULL;
 		}
 		if (!o) {
-			snprintf(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
+			snprintf(err, errlen, "unknown option --%.*s (see --help)", (int)nlen,
+				 name);
 			rc = TR_EINVAL;
 			goto out;
 		}
@@ -470,14 +473,16 @@ int tr_settings_load(tr_settings *s, unsigned exe, int argc, char **argv, char *
 		tr_log_level l;
 		tr_log_format f;
 		if (tr_log_parse_format(&f, s->log_format) != TR_OK) {
-			snprintf(err, errlen, "option log-format: invalid value '%s' (accepted: logfmt, json)",
+			snprintf(err, errlen,
+				 "option log-format: invalid value '%s' (accepted: logfmt, json)",
 				 s->log_format);
 			rc = TR_EINVAL;
 			goto out;
 		}
 		if (tr_log_parse_level(&l, s->log_level) != TR_OK) {
 			snprintf(err, errlen,
-				 "option log-level: invalid value '%s' (accepted: debug, info, warn, error)",
+				 "option log-level: invalid value '%s' (accepted: debug, info, "
+				 "warn, error)",
 				 s->log_level);
 			rc = TR_EINVAL;
 			goto out;
@@ -485,7 +490,8 @@ int tr_settings_load(tr_settings *s, unsigned exe, int argc, char **argv, char *
 		for (const char *p = s->crawl_id; *p; p++) {
 			if (!isalnum((unsigned char)*p) && !strchr("-_.", *p)) {
 				snprintf(err, errlen,
-					 "option crawl-id: invalid value '%s' (accepted: letters, digits, - _ .)",
+					 "option crawl-id: invalid value '%s' (accepted: letters, "
+					 "digits, - _ .)",
 					 s->crawl_id);
 				rc = TR_EINVAL;
 				goto out;
@@ -538,8 +544,9 @@ static const char *type_name(opt_type t)
 
 void tr_settings_print_help(FILE *f, unsigned exe, const char *usage)
 {
-	fprintf(f, "%s\n\nOptions (also settable as TRAWLER_NAME in the environment or "
-		   "`name = value` in --config FILE):\n",
+	fprintf(f,
+		"%s\n\nOptions (also settable as TRAWLER_NAME in the environment or "
+		"`name = value` in --config FILE):\n",
 		usage);
 	for (size_t i = 0; i < TR_ARRAY_LEN(options); i++) {
 		const opt *o = &options[i];

@@ -16,7 +16,7 @@
 /* Which executables an option applies to. */
 #define TR_EXE_PRODUCER 0x1u /* trawler-producer */
 #define TR_EXE_CONSUMER 0x2u /* trawler-consumer */
-#define TR_EXE_CTL 0x4u      /* trawlerctl */
+#define TR_EXE_CTL 0x4u	     /* trawlerctl */
 #define TR_EXE_WORKERS (TR_EXE_PRODUCER | TR_EXE_CONSUMER)
 #define TR_EXE_ALL (TR_EXE_PRODUCER | TR_EXE_CONSUMER | TR_EXE_CTL)
 

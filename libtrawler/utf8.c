@@ -38,7 +38,6 @@ size_t tr_utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-
 char *tr_utf8_clean(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;

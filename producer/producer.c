@@ -102,16 +102,17 @@ static int publish(prod *p, const char *topic, const char *key, void *value, siz
 	t->offset = offset;
 	t->gen = gen;
 	for (;;) {
-		e = rd_kafka_producev(p->kp, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-				      RD_KAFKA_V_VALUE(value, len),
-				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_OPAQUE(t),
-				      RD_KAFKA_V_END);
+		e = rd_kafka_producev(
+		    p->kp, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+		    RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+		    RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(p->kp, 100);
 	}
 	if (e) {
-		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error", rd_kafka_err2str(e));
+		tr_log(TR_LOG_ERROR, "cannot publish", 2, "topic", topic, "error",
+		       rd_kafka_err2str(e));
 		free(value);
 		free(t);
 		p->fatal = true;
@@ -329,14 +330,15 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		return;
 	}
 	Trawler__V1__CrawlRequest *req =
-		trawler__v1__crawl_request__unpack(NULL, m->len, m->payload);
+	    trawler__v1__crawl_request__unpack(NULL, m->len, m->payload);
 	if (req)
 		tr_request_drop_unknown(req);
 	if (!req || !req->url || !req->crawl_id || !*req->crawl_id) {
 		if (req)
 			trawler__v1__crawl_request__free_unpacked(req, NULL);
-		dead_letter(p, m, req ? "crawl request without url or crawl_id"
-				      : "not a CrawlRequest (protobuf decode failed)");
+		dead_letter(p, m,
+			    req ? "crawl request without url or crawl_id"
+				: "not a CrawlRequest (protobuf decode failed)");
 		return;
 	}
 	if (reaped_and_done(p, req)) {
@@ -423,9 +425,9 @@ static void commit_with_done(prod *p, rd_kafka_t *rk, const rd_kafka_topic_parti
 		rd_kafka_topic_partition_list_add(l, parts->elems[i].topic, part)->offset = base;
 		if (!meta[0])
 			continue;
-		redisReply *rep = tr_redis_cmd(p->redis, "SET tr:skip:{%s}:%s:%d %lld:%s PX 3600000",
-					       group_of(p), parts->elems[i].topic, (int)part,
-					       (long long)base, meta);
+		redisReply *rep =
+		    tr_redis_cmd(p->redis, "SET tr:skip:{%s}:%s:%d %lld:%s PX 3600000", group_of(p),
+				 parts->elems[i].topic, (int)part, (long long)base, meta);
 		if (rep)
 			freeReplyObject(rep);
 		char pnum[16];
@@ -436,7 +438,8 @@ static void commit_with_done(prod *p, rd_kafka_t *rk, const rd_kafka_topic_parti
 	if (l->cnt) {
 		rd_kafka_resp_err_t e = rd_kafka_commit(rk, l, 0);
 		if (e)
-			tr_log(TR_LOG_WARN, "commit at revoke failed", 1, "error", rd_kafka_err2str(e));
+			tr_log(TR_LOG_WARN, "commit at revoke failed", 1, "error",
+			       rd_kafka_err2str(e));
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 }
@@ -455,11 +458,13 @@ static void load_skips(prod *p, const rd_kafka_topic_partition_list_t *parts)
 			continue;
 		redisReply *rep = tr_redis_cmd(p->redis, "GET tr:skip:{%s}:%s:%d", group_of(p),
 					       parts->elems[i].topic, (int)part);
-		const char *colon = rep && rep->type == REDIS_REPLY_STRING ? strchr(rep->str, ':') : NULL;
+		const char *colon =
+		    rep && rep->type == REDIS_REPLY_STRING ? strchr(rep->str, ':') : NULL;
 		if (colon && part >= p->nskips) {
 			struct skipset *ns = realloc(p->skips, (size_t)(part + 1) * sizeof(*ns));
 			if (ns) {
-				memset(ns + p->nskips, 0, (size_t)(part + 1 - p->nskips) * sizeof(*ns));
+				memset(ns + p->nskips, 0,
+				       (size_t)(part + 1 - p->nskips) * sizeof(*ns));
 				p->skips = ns;
 				p->nskips = part + 1;
 			}
@@ -468,8 +473,8 @@ static void load_skips(prod *p, const rd_kafka_topic_partition_list_t *parts)
 		    (p->skips[part].r = malloc(SKIP_RANGES_MAX * sizeof(*p->skips[part].r)))) {
 			p->skips[part].n = tr_offsets_parse_done(colon + 1, atoll(rep->str),
 								 p->skips[part].r, SKIP_RANGES_MAX);
-			tr_log(TR_LOG_DEBUG, "previous owner finished above its commit", 1, "offsets",
-			       rep->str);
+			tr_log(TR_LOG_DEBUG, "previous owner finished above its commit", 1,
+			       "offsets", rep->str);
 		}
 		if (rep)
 			freeReplyObject(rep);
@@ -610,7 +615,8 @@ static void start_ready(prod *p)
 static bool crawl_complete(prod *p)
 {
 	tr_crawl_counts c;
-	return tr_crawl_counts_get(p->redis, p->s->crawl_id, &c) == TR_OK && tr_crawl_is_complete(&c);
+	return tr_crawl_counts_get(p->redis, p->s->crawl_id, &c) == TR_OK &&
+	       tr_crawl_is_complete(&c);
 }
 
 static int setup(prod *p, const tr_settings *s)
@@ -626,7 +632,8 @@ static int setup(prod *p, const tr_settings *s)
 		return TR_EIO;
 	}
 	p->kp = tr_kafka_producer_new(s, on_delivery, p, err, sizeof(err));
-	if (!p->kp || tr_kafka_check(p->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
+	if (!p->kp ||
+	    tr_kafka_check(p->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
@@ -676,8 +683,8 @@ static int setup(prod *p, const tr_settings *s)
 	int frc = tr_fetcher_new(&p->fetcher, &fo, on_fetched, p);
 	if (frc == TR_EINVAL)
 		tr_log(TR_LOG_ERROR,
-		       "option allow-address: invalid value (accepted: comma-separated CIDR list)", 1,
-		       "value", s->allow_address);
+		       "option allow-address: invalid value (accepted: comma-separated CIDR list)",
+		       1, "value", s->allow_address);
 	if (frc != TR_OK)
 		return frc;
 	tr_fetcher_on_send(p->fetcher, on_send);
@@ -721,7 +728,8 @@ int tr_producer_run(const tr_settings *s)
 	prod p;
 	int rc = 1;
 	rd_kafka_message_t *msgs[CONSUME_BATCH];
-	int64_t next_check = 0, next_gauges = 0, next_stats = tr_mono_ms() + STATS_LOG_MS, stop_deadline = 0;
+	int64_t next_check = 0, next_gauges = 0, next_stats = tr_mono_ms() + STATS_LOG_MS,
+		stop_deadline = 0;
 	bool complete = false, more = false;
 	char num[5][24];
 
@@ -761,8 +769,9 @@ int tr_producer_run(const tr_settings *s)
 		}
 		if (now >= next_gauges) {
 			next_gauges = now + 1000;
-			tr_metrics_set(TR_METRIC_HOST_QUEUE_DEPTH, NULL,
-				       (double)(tr_hostq_queued(p.hq) + robots_gate_parked(p.robots)));
+			tr_metrics_set(
+			    TR_METRIC_HOST_QUEUE_DEPTH, NULL,
+			    (double)(tr_hostq_queued(p.hq) + robots_gate_parked(p.robots)));
 			tr_metrics_set(TR_METRIC_HOSTS_QUEUED, NULL, (double)tr_hostq_hosts(p.hq));
 		}
 		if (now >= next_stats) {
@@ -783,15 +792,16 @@ int tr_producer_run(const tr_settings *s)
 				wait = d < 0 ? 0 : d;
 		}
 		struct curl_waitfd extra[2] = {
-			{p.kpipe[0], CURL_WAIT_POLLIN, 0},
-			{tr_lifecycle_wake_fd(), CURL_WAIT_POLLIN, 0},
+		    {p.kpipe[0], CURL_WAIT_POLLIN, 0},
+		    {tr_lifecycle_wake_fd(), CURL_WAIT_POLLIN, 0},
 		};
 		tr_fetcher_wait(p.fetcher, extra, 2, (int)wait);
 		drain_pipe(p.kpipe[0]);
 		tr_lifecycle_drain();
 	}
 	/* deliver what was fetched, then commit */
-	if (p.kp && rd_kafka_flush(p.kp, (int)(s->stop_timeout * 1000)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (p.kp &&
+	    rd_kafka_flush(p.kp, (int)(s->stop_timeout * 1000)) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		tr_log(TR_LOG_WARN, "results still unacknowledged at exit (will be refetched)", 0);
 	rc = p.fatal ? 1 : 0;
 	snprintf(num[0], 24, "%llu", p.fetched);

@@ -54,7 +54,7 @@ typedef struct prod {
 	struct skipset {
 		int64_t (*r)[2];
 		size_t n;
-	} *skips;
+	} * skips;
 	int32_t nskips;
 	unsigned long long consumed, fetched, produced, failed, dead, retries;
 } prod;

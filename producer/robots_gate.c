@@ -140,9 +140,7 @@ static bool load_cached(prod *p, entry *e, int64_t now_ms)
 	if (!nl)
 		goto out;
 	int status = atoi(rep->str);
-	tr_robots *rules = status >= 200 && status < 300
-				   ? NULL
-				   : tr_robots_new_allow_all();
+	tr_robots *rules = status >= 200 && status < 300 ? NULL : tr_robots_new_allow_all();
 	if (!rules && tr_robots_parse(&rules, nl + 1, rep->len - (size_t)(nl + 1 - rep->str),
 				      p->robots->token) != TR_OK)
 		goto out;
@@ -150,8 +148,8 @@ static bool load_cached(prod *p, entry *e, int64_t now_ms)
 		goto out;
 	ttl = tr_redis_cmd(p->redis, "PTTL tr:robots:{%s}", e->host_key);
 	int64_t left = ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0
-			       ? ttl->integer
-			       : (int64_t)(p->s->robots_ttl * 1000);
+			   ? ttl->integer
+			   : (int64_t)(p->s->robots_ttl * 1000);
 	e->unavailable = false;
 	set_rules(p, e, rules, now_ms, left);
 	ok = true;

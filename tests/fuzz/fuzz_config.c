@@ -82,28 +82,29 @@ static void fuzz_init(void)
 
 static void fuzz_check(const tr_settings *s, const char *what)
 {
-	const char *const strings[] = {s->brokers, s->redis, s->crawl_id, s->frontier_topic,
-				       s->pages_topic, s->items_topic, s->dlq_topic,
-				       s->log_format, s->log_level, s->metrics_bind,
-				       s->user_agent, s->allow_address, s->ca_file,
-				       s->content_types, s->out, s->scope, s->allow_regex,
-				       s->deny_regex, s->strip_params, s->head_extensions,
-				       s->extract, s->plugin, s->plugin_config, s->postgres,
-				       s->postgres_table, s->range, s->method, s->dedup};
+	const char *const strings[] = {
+	    s->brokers,	       s->redis,	 s->crawl_id,	   s->frontier_topic,
+	    s->pages_topic,    s->items_topic,	 s->dlq_topic,	   s->log_format,
+	    s->log_level,      s->metrics_bind,	 s->user_agent,	   s->allow_address,
+	    s->ca_file,	       s->content_types, s->out,	   s->scope,
+	    s->allow_regex,    s->deny_regex,	 s->strip_params,  s->head_extensions,
+	    s->extract,	       s->plugin,	 s->plugin_config, s->postgres,
+	    s->postgres_table, s->range,	 s->method,	   s->dedup};
 	size_t i, n;
 
 	for (i = 0; i < TR_ARRAY_LEN(strings); i++)
 		if (strings[i] == NULL)
 			fuzz_fail("string option left NULL", what);
 	n = strlen(s->crawl_id);
-	if (n < 1 || n > 100 || strspn(s->crawl_id,
-				       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				       "0123456789-_.") != n)
+	if (n < 1 || n > 100 ||
+	    strspn(s->crawl_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"0123456789-_.") != n)
 		fuzz_fail("crawl id accepted", s->crawl_id);
-	if (!IN_RANGE(s->stop_timeout, 0.1, 3600) || !IN_RANGE(s->connect_check_timeout, 0.5, 600) ||
-	    !IN_RANGE(s->metrics_port, 0, 65535) || !IN_RANGE(s->concurrency, 1, 10000) ||
-	    !IN_RANGE(s->delay, 0, 3600) || !IN_RANGE(s->host_connections, 1, 1000) ||
-	    !IN_RANGE(s->timeout, 0.1, 3600) || !IN_RANGE(s->connect_timeout, 0.1, 600) ||
+	if (!IN_RANGE(s->stop_timeout, 0.1, 3600) ||
+	    !IN_RANGE(s->connect_check_timeout, 0.5, 600) || !IN_RANGE(s->metrics_port, 0, 65535) ||
+	    !IN_RANGE(s->concurrency, 1, 10000) || !IN_RANGE(s->delay, 0, 3600) ||
+	    !IN_RANGE(s->host_connections, 1, 1000) || !IN_RANGE(s->timeout, 0.1, 3600) ||
+	    !IN_RANGE(s->connect_timeout, 0.1, 600) ||
 	    !IN_RANGE(s->low_speed_limit, 0, 100000000) || !IN_RANGE(s->low_speed_time, 1, 3600) ||
 	    !IN_RANGE(s->max_body, 1024, 30000000) || !IN_RANGE(s->robots_ttl, 1, 2592000) ||
 	    !IN_RANGE(s->robots_retry, 0.1, 86400) || !IN_RANGE(s->max_redirects, 0, 100) ||

@@ -114,9 +114,9 @@ static bool utf8_valid(const char *s, size_t n)
 static bool j_hex4(jp *j)
 {
 	for (int i = 0; i < 4; i++, j->p++)
-		if (j->p >= j->end || !((*j->p >= '0' && *j->p <= '9') ||
-					 (*j->p >= 'a' && *j->p <= 'f') ||
-					 (*j->p >= 'A' && *j->p <= 'F')))
+		if (j->p >= j->end ||
+		    !((*j->p >= '0' && *j->p <= '9') || (*j->p >= 'a' && *j->p <= 'f') ||
+		      (*j->p >= 'A' && *j->p <= 'F')))
 			return false;
 	return true;
 }
@@ -349,13 +349,13 @@ static void check_page(const Trawler__V1__FetchResult *res, const tr_page *pg, l
 	if (pg->nfollow > pg->links.count)
 		fuzz_fail("more links followed than found", res->request->url);
 	if (pg->links.title != NULL &&
-	    ((n = strlen(pg->links.title)) > TR_LINKS_TITLE_MAX ||
-	     !utf8_valid(pg->links.title, n)))
+	    ((n = strlen(pg->links.title)) > TR_LINKS_TITLE_MAX || !utf8_valid(pg->links.title, n)))
 		fuzz_fail("title over the cap or not UTF-8", pg->links.title);
 	for (i = 0; i < pg->nfollow; i++) {
 		const char *u = pg->follow_urls[i];
 		n = strlen(u);
-		if (!tr_url_is_http(u) || n > TR_URL_MAX_LEN || (max_url > 0 && n > (size_t)max_url))
+		if (!tr_url_is_http(u) || n > TR_URL_MAX_LEN ||
+		    (max_url > 0 && n > (size_t)max_url))
 			fuzz_fail("followed URL not http(s) or too long", u);
 		if (tr_url_canonicalize(&again, u) != TR_OK || strcmp(again, u) != 0)
 			fuzz_fail("followed URL not canonical", u);
@@ -386,7 +386,8 @@ static void fuzz_result(const uint8_t *data, size_t size)
 				    .allow_regex = "",
 				    .deny_regex = "(^|/)private(/|$)|[?&]sessionid=",
 				    .max_url_length = FUZZ_MAX_URL_LENGTH,
-				    .strip_params = "utm_*,fbclid,gclid,dclid,msclkid,mc_eid,_ga,_hsenc",
+				    .strip_params =
+					"utm_*,fbclid,gclid,dclid,msclkid,mc_eid,_ga,_hsenc",
 				    .sort_query = true};
 		if (tr_scope_new(&scope, &so, err, sizeof(err)) != TR_OK)
 			fuzz_fail("tr_scope_new", err);

@@ -120,7 +120,8 @@ static void fuzz_reference(const uint8_t *data, size_t size)
 		want = best == 0 || best_allow;
 		if (tr_robots_allowed(r, path) != want) {
 			fprintf(stderr, "robots.txt:\n%s", body);
-			fuzz_fail(want ? "disallowed, reference allows" : "allowed, reference denies",
+			fuzz_fail(want ? "disallowed, reference allows"
+				       : "allowed, reference denies",
 				  path);
 		}
 	}
@@ -196,7 +197,7 @@ static size_t fuzz_make_paths(char paths[][FUZZ_PATH_MAX + 1], const uint8_t *da
 static void fuzz_check(const tr_robots *r, const uint8_t *data, size_t size,
 		       char paths[][FUZZ_PATH_MAX + 1], size_t npaths)
 {
-	static const char *const fixed[] = {"/", "/robots.txt", "/a", "/a/b?c=d", "/%7Ea",
+	static const char *const fixed[] = {"/",     "/robots.txt",   "/a", "/a/b?c=d", "/%7Ea",
 					    "/x*y$", "/\xe3\x83\x84", ""};
 	const char *const *maps = NULL;
 	size_t i, j, nmaps, len;
@@ -248,7 +249,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check(any, data, size, paths, npaths);
 
 	/* A leading BOM is skipped: same verdicts and delay. */
-	if (size + 3 <= TR_ROBOTS_MAX_BYTES && !(size >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)) {
+	if (size + 3 <= TR_ROBOTS_MAX_BYTES &&
+	    !(size >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)) {
 		with_bom = malloc(size + 3);
 		if (with_bom == NULL)
 			goto out;

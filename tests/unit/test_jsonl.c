@@ -48,7 +48,8 @@ int main(void)
 	snprintf(conf, sizeof(conf), "dir=%s,max_bytes=1000", dir);
 	snprintf(path, sizeof(path), "%s/pages.jsonl", dir);
 	tr_pipeline *pl = tr_pipeline_new();
-	CHECK(tr_pipeline_add(pl, tr_pipeline_builtin("jsonl"), conf, NULL, err, sizeof(err)) == TR_OK);
+	CHECK(tr_pipeline_add(pl, tr_pipeline_builtin("jsonl"), conf, NULL, err, sizeof(err)) ==
+	      TR_OK);
 
 	size_t total = 0;
 	for (int batch = 0; batch < 10; batch++) {
@@ -100,10 +101,11 @@ int main(void)
 		closedir(d);
 	if (f)
 		fclose(f);
-	CHECK(lines == total);   /* nothing lost across rotations */
-	CHECK(bad == 0);         /* every line whole */
-	CHECK(rotated >= 2);     /* 50 lines of ~200 bytes past 1000-byte files */
-	CHECK(strstr(first, "\"fields\":{\"name\":\"k\xc3\xa9\\\"ttle\",\"tags\":[\"a\"]}") != NULL);
+	CHECK(lines == total); /* nothing lost across rotations */
+	CHECK(bad == 0);       /* every line whole */
+	CHECK(rotated >= 2);   /* 50 lines of ~200 bytes past 1000-byte files */
+	CHECK(strstr(first, "\"fields\":{\"name\":\"k\xc3\xa9\\\"ttle\",\"tags\":[\"a\"]}") !=
+	      NULL);
 	tr_pipeline_free(pl);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

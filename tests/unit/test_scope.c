@@ -37,7 +37,8 @@ int main(void)
 	      TR_SCOPE_OFFSITE);
 	CHECK(tr_scope_check(s, &info, "http://127.0.0.2:8081/", "127.0.0.2:8081") ==
 	      TR_SCOPE_OFFSITE); /* host means host:port */
-	CHECK(tr_scope_check(s, &info, "http://127.0.0.2:8080/a/very/long/path/that/goes/past/sixty/chars",
+	CHECK(tr_scope_check(s, &info,
+			     "http://127.0.0.2:8080/a/very/long/path/that/goes/past/sixty/chars",
 			     "127.0.0.2:8080") == TR_SCOPE_TOO_LONG);
 	tr_scope_free(s);
 

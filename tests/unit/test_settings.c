@@ -72,8 +72,8 @@ int main(void)
 	CHECK(s.delay == 4.0 && s.host_connections == 3);
 	tr_settings_free(&s);
 
-	const char *a2[] = {"p", "--config", path, "--delay", "0.5", "--kafka.linger.ms=9",
-			    "--exit-when-done"};
+	const char *a2[] = {
+	    "p", "--config", path, "--delay", "0.5", "--kafka.linger.ms=9", "--exit-when-done"};
 	CHECK(load(&s, TR_EXE_PRODUCER, 7, a2, err, sizeof(err)) == TR_OK);
 	CHECK(s.delay == 0.5 && s.exit_when_done);
 	CHECK(s.kafka_count == 1);
@@ -98,24 +98,24 @@ int main(void)
 	struct {
 		const char *flag, *value, *want;
 	} bad[] = {
-		{"--delay", "abc", "option delay: invalid value 'abc' (accepted: number 0..3600)"},
-		{"--delay", "-1", "option delay: invalid value '-1' (accepted: number 0..3600)"},
-		{"--delay", "nan", "option delay: invalid value 'nan' (accepted: number 0..3600)"},
-		{"--host-connections", "0",
-		 "option host-connections: invalid value '0' (accepted: integer 1..1000)"},
-		{"--concurrency", "12x",
-		 "option concurrency: invalid value '12x' (accepted: integer 1..10000)"},
-		{"--exit-when-done=maybe", NULL,
-		 "option exit-when-done: invalid value 'maybe' (accepted: true or false)"},
-		{"--log-format", "xml",
-		 "option log-format: invalid value 'xml' (accepted: logfmt, json)"},
-		{"--log-level", "loud",
-		 "option log-level: invalid value 'loud' (accepted: debug, info, warn, error)"},
-		{"--crawl-id", "a b",
-		 "option crawl-id: invalid value 'a b' (accepted: letters, digits, - _ .)"},
-		{"--bogus", "1", "unknown option --bogus (see --help)"},
-		{"--delay", NULL, "option --delay: missing value"},
-		{"--out", "x", "unknown option --out (see --help)"}, /* consumer-only */
+	    {"--delay", "abc", "option delay: invalid value 'abc' (accepted: number 0..3600)"},
+	    {"--delay", "-1", "option delay: invalid value '-1' (accepted: number 0..3600)"},
+	    {"--delay", "nan", "option delay: invalid value 'nan' (accepted: number 0..3600)"},
+	    {"--host-connections", "0",
+	     "option host-connections: invalid value '0' (accepted: integer 1..1000)"},
+	    {"--concurrency", "12x",
+	     "option concurrency: invalid value '12x' (accepted: integer 1..10000)"},
+	    {"--exit-when-done=maybe", NULL,
+	     "option exit-when-done: invalid value 'maybe' (accepted: true or false)"},
+	    {"--log-format", "xml",
+	     "option log-format: invalid value 'xml' (accepted: logfmt, json)"},
+	    {"--log-level", "loud",
+	     "option log-level: invalid value 'loud' (accepted: debug, info, warn, error)"},
+	    {"--crawl-id", "a b",
+	     "option crawl-id: invalid value 'a b' (accepted: letters, digits, - _ .)"},
+	    {"--bogus", "1", "unknown option --bogus (see --help)"},
+	    {"--delay", NULL, "option --delay: missing value"},
+	    {"--out", "x", "unknown option --out (see --help)"}, /* consumer-only */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *av[] = {"p", bad[i].flag, bad[i].value};
