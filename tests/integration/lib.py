@@ -275,6 +275,10 @@ def list_processes():
 
 
 def is_service(p):
+    """A worker, broker or Redis; not trawlerctl, which run.sh uses to check
+    seeds before it starts anything (slow enough to be seen under ASan)."""
+    if p["comm"].startswith("trawlerctl"):
+        return False
     return bool(p["comm"].startswith("trawler") or p["comm"] == "redis-server"
                 or SERVICE_RE.search(p["cmdline"]))
 
