@@ -3,15 +3,11 @@
  * frontier and wait for the acks, append pages.jsonl and make it durable,
  * mark the pages done in Redis, then commit the pages offsets. A crash at
  * any point redelivers the batch; Redis scripts keep the counts exact. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "consumer.h"
 #include "crawlstate.h"
 #include "deadletter.h"
@@ -29,7 +25,6 @@
 #define CRAWL_CACHE 64
 #define CRAWL_INFO_TTL_MS 5000
 #define COMPLETION_CHECK_MS 500
-#define JSONL_BATCH_MAX (256u * 1024 * 1024)
 #define REDIS_RETRIES 5
 
 typedef struct cons {
@@ -86,9 +81,20 @@ static const tr_crawl_info *crawl_get(cons *c, const char *cid)
 	if (slot < 0)
 		slot = c->ncrawls < CRAWL_CACHE ? c->ncrawls++ : (int)(now % CRAWL_CACHE);
 	tr_crawl_info fresh;
-	if (tr_crawl_info_load(c->redis, cid, &fresh) != TR_OK) {
+	int rc = tr_crawl_info_load(c->redis, cid, &fresh);
+	if (rc != TR_OK) {
 		/* keep a stale entry rather than none */
-		return strcmp(c->crawls[slot].crawl_id, cid) == 0 ? &c->crawls[slot] : NULL;
+		if (strcmp(c->crawls[slot].crawl_id, cid) == 0)
+			return &c->crawls[slot];
+		/* no such crawl: the caller dead-letters the page; Redis down
+		 * (after the reconnect window): stop without committing, the
+		 * batch is redelivered instead of diverted */
+		if (rc != TR_ENOTFOUND) {
+			tr_log(TR_LOG_ERROR, "Redis unavailable: cannot read crawl", 2, "crawl",
+			       cid, "error", tr_redis_error(c->redis));
+			c->fatal = true;
+		}
+		return NULL;
 	}
 	tr_crawl_info_clear(&c->crawls[slot]);
 	c->crawls[slot] = fresh;
@@ -137,36 +143,43 @@ static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason
 	dead_letter_stage(c, m, "consumer:decode", reason);
 }
 
-/* Publish one followed link as a CrawlRequest. */
-static void publish_link(cons *c, const item *it, size_t k)
+/* Publish a CrawlRequest to the frontier, keyed by host, as HEAD when its
+ * path names a document, image, media or archive. */
+static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 {
-	const Trawler__V1__CrawlRequest *parent = it->res->request;
-	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
 	char key[300];
-	rq.url = it->page.follow_urls[k];
-	rq.crawl_id = parent->crawl_id;
-	rq.depth = parent->depth + 1;
-	rq.referrer = it->res->final_url && *it->res->final_url ? it->res->final_url : parent->url;
-	rq.attempt = 1;
-	rq.fingerprint = it->page.follow_fps[k];
-	rq.parent_fingerprint = it->page.fp;
-	rq.enqueued_at_ms = tr_now_ms();
-	if (tr_page_wants_head(rq.url, c->s->head_extensions))
-		rq.method = TRAWLER__V1__METHOD__METHOD_HEAD;
-	if (tr_url_host_key(key, sizeof(key), rq.url) != TR_OK)
-		return;
-	if (c->fault_skip > 0) { /* fault injection: admitted, never published */
-		c->fault_skip--;
-		return;
-	}
-	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
+	rq->attempt = 1;
+	rq->enqueued_at_ms = tr_now_ms();
+	if (tr_page_wants_head(rq->url, c->s->head_extensions))
+		rq->method = TRAWLER__V1__METHOD__METHOD_HEAD;
+	if (tr_url_host_key(key, sizeof(key), rq->url) != TR_OK)
+		return; /* canonical URLs always have one */
+	size_t len = trawler__v1__crawl_request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf) {
 		c->fatal = true;
 		return;
 	}
-	trawler__v1__crawl_request__pack(&rq, buf);
+	trawler__v1__crawl_request__pack(rq, buf);
 	publish(c, c->s->frontier_topic, key, buf, len);
+}
+
+/* Publish one followed link. */
+static void publish_link(cons *c, const item *it, size_t k)
+{
+	const Trawler__V1__CrawlRequest *parent = it->res->request;
+	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
+	if (c->fault_skip > 0) { /* fault injection: admitted, never published */
+		c->fault_skip--;
+		return;
+	}
+	rq.url = it->page.follow_urls[k];
+	rq.crawl_id = parent->crawl_id;
+	rq.depth = parent->depth + 1;
+	rq.referrer = it->res->final_url && *it->res->final_url ? it->res->final_url : parent->url;
+	rq.fingerprint = it->page.follow_fps[k];
+	rq.parent_fingerprint = it->page.fp;
+	publish_request(c, &rq);
 }
 
 struct reap_ctx {
@@ -183,28 +196,16 @@ static void republish(uint64_t fp, uint64_t parent, uint32_t depth, const char *
 	Trawler__V1__CrawlRequest__MetadataEntry meta =
 	    TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
 	Trawler__V1__CrawlRequest__MetadataEntry *metas[1] = {&meta};
-	char key[300];
-	if (tr_url_host_key(key, sizeof(key), url) != TR_OK)
-		return;
 	meta.key = (char *)"reaped";
 	meta.value = (char *)"1";
 	rq.url = (char *)url;
 	rq.crawl_id = (char *)rc->crawl->crawl_id;
 	rq.depth = depth;
-	rq.attempt = 1;
 	rq.fingerprint = fp;
 	rq.parent_fingerprint = parent;
-	rq.enqueued_at_ms = tr_now_ms();
 	rq.n_metadata = 1;
 	rq.metadata = metas;
-	if (tr_page_wants_head(url, rc->c->s->head_extensions))
-		rq.method = TRAWLER__V1__METHOD__METHOD_HEAD;
-	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf)
-		return;
-	trawler__v1__crawl_request__pack(&rq, buf);
-	publish(rc->c, rc->c->s->frontier_topic, key, buf, len);
+	publish_request(rc->c, &rq);
 }
 
 /* Lease reaper: for each crawl this worker knows, one worker of the
@@ -450,6 +451,8 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 			continue;
 		}
 		it->crawl = crawl_get(c, it->res->request->crawl_id);
+		if (c->fatal)
+			break;
 		if (!it->crawl) {
 			dead_letter(c, m, "unknown crawl id (not seeded in Redis)");
 			continue;
