@@ -213,6 +213,8 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
 	memset(&tmp, 0, sizeof(tmp));
 	key_of(meta, sizeof(meta), cid, "meta");
 	rep = tr_redis_cmd(r, "HMGET %s dedup_buckets scope dedup_mode", meta);
+	if (!rep && tr_redis_connected(r)) /* a read: safe to re-send after a reconnect */
+		rep = tr_redis_cmd(r, "HMGET %s dedup_buckets scope dedup_mode", meta);
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
 		goto out;
 	if (rep->element[0]->type != REDIS_REPLY_STRING) {

@@ -78,7 +78,8 @@ int tr_crawl_create(tr_redis *r, const char *cid, const tr_crawl_dedup *dd,
 		    const char *const *scope, int nscope);
 
 /* Read a crawl's info. Returns 0, TR_ENOTFOUND (no such crawl) or TR_EIO.
- * On success `info` is filled (release with tr_crawl_info_clear()). */
+ * On success `info` is filled (release with tr_crawl_info_clear()). The
+ * read is re-sent once when the connection was lost and came back. */
 int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info);
 void tr_crawl_info_clear(tr_crawl_info *info);
 bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);

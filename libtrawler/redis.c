@@ -168,6 +168,11 @@ static void reconnect(tr_redis *r)
 	tr_log(TR_LOG_INFO, "redis reconnected", 0);
 }
 
+bool tr_redis_connected(const tr_redis *r)
+{
+	return r->c != NULL;
+}
+
 static bool ensure_connected(tr_redis *r)
 {
 	if (!r->c)

@@ -51,6 +51,11 @@ int tr_redis_script_load(tr_redis *r, tr_redis_script *script);
 int tr_redis_append_eval(tr_redis *r, tr_redis_script *script, int numkeys, int argc,
 			 const char **argv, const size_t *lens);
 
+/* True when a connection is up (after connect or a successful reconnect).
+ * A caller whose command only reads may re-send it once when a call
+ * returned NULL and this is true. */
+bool tr_redis_connected(const tr_redis *r);
+
 /* The last error text (static storage inside r). */
 const char *tr_redis_error(const tr_redis *r);
 
