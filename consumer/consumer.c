@@ -660,7 +660,7 @@ static int setup(cons *c, const tr_settings *s)
 	}
 	/* pages carry bodies: a 16 MiB prefetch throttled the consumer to
 	 * ~1,500 pages/s in the benchmark; 64 MiB keeps it fed */
-	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false, 65536,
+	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false, 32768,
 				      on_rebalance, c, err, sizeof(err));
 	if (!c->kc) {
 		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);

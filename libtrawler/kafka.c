@@ -70,8 +70,8 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
 	    "1000000",
 	    "queue.buffering.max.messages",
 	    "500000",
-	    "queue.buffering.max.kbytes",
-	    "1048576",
+	    "queue.buffering.max.kbytes", /* unacknowledged output held in memory */
+	    "65536",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;
@@ -150,6 +150,8 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 	    "50",
 	    "queued.max.messages.kbytes",
 	    prefetch,
+	    "queued.min.messages", /* per partition; the default 100000 holds a whole frontier */
+	    "1000",
 	    "partition.assignment.strategy",
 	    "range,roundrobin",
 	};

@@ -20,7 +20,8 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
 
 /* New consumer in `group`: manual offset store (enable.auto.offset.store=
  * false) with auto commit of stored offsets when `auto_commit`, else no
- * auto commit at all; at most `prefetch_kb` KiB of messages fetched ahead.
+ * auto commit at all; at most `prefetch_kb` KiB of messages fetched ahead
+ * (and at most 1000 per partition, so memory does not grow with a backlog).
  * `rebalance_cb` may be NULL. Returns NULL with a message in err on
  * failure. */
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,

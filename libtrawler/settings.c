@@ -100,6 +100,8 @@ static const opt options[] = {
 	 "Redirects followed per request."},
 	{"max-queued", OPT_LONG, "10000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,
 	 "Requests held in per-host queues before the frontier is paused."},
+	{"max-unacked-mb", OPT_LONG, "16", O(max_unacked_mb), 1, 4096, TR_EXE_PRODUCER,
+	 "Results published but not yet acknowledged by Kafka (MiB) before new fetches wait."},
 	{"max-attempts", OPT_LONG, "3", O(max_attempts), 1, 100, TR_EXE_PRODUCER,
 	 "Tries per request for timeouts, resets, 429 and 5xx before the failure is reported."},
 	{"retry-base", OPT_DOUBLE, "1", O(retry_base), 0, 3600, TR_EXE_PRODUCER,

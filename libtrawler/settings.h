@@ -53,6 +53,7 @@ typedef struct tr_settings {
 	bool allow_private;
 	long max_redirects;
 	long max_queued;
+	long max_unacked_mb;
 	long max_attempts;
 	char *allow_address;
 	char *ca_file;

@@ -75,6 +75,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	prod *p = opaque;
 	token *t = m->_private;
 	TR_UNUSED(rk);
+	p->unacked_bytes -= m->len < p->unacked_bytes ? m->len : p->unacked_bytes;
 	if (m->err) {
 		/* Not acknowledged: keep the offset uncommitted and stop, so the
 		 * request is redelivered rather than lost. */
@@ -118,6 +119,7 @@ static int publish(prod *p, const char *topic, const char *key, void *value, siz
 		p->fatal = true;
 		return TR_EIO;
 	}
+	p->unacked_bytes += len;
 	return TR_OK;
 }
 
@@ -587,10 +589,16 @@ static job *gate(prod *p, job *j, int64_t now)
 	return j;
 }
 
+/* Kafka is behind: fetching more would only pile results up in memory. */
+static bool output_backed_up(const prod *p)
+{
+	return p->unacked_bytes >= (size_t)p->s->max_unacked_mb << 20;
+}
+
 static void start_ready(prod *p)
 {
 	int64_t now = tr_mono_ms();
-	while (tr_fetcher_running(p->fetcher) < p->s->concurrency) {
+	while (tr_fetcher_running(p->fetcher) < p->s->concurrency && !output_backed_up(p)) {
 		const char *key = NULL;
 		job *j = tr_hostq_pop_ready(p->hq, now, &key);
 		if (!j)
@@ -639,7 +647,7 @@ static int setup(prod *p, const tr_settings *s)
 	}
 	/* frontier messages are small: 16 MiB of prefetch is plenty and keeps
 	 * memory flat as the backlog grows */
-	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true, 16384,
+	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true, 2048,
 				      on_rebalance, p, err, sizeof(err));
 	if (!p->kc) {
 		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
@@ -786,7 +794,9 @@ int tr_producer_run(const tr_settings *s)
 		}
 		int64_t wait = more ? 0 : 100;
 		int64_t ready = tr_hostq_next_ready_ms(p.hq);
-		if (tr_fetcher_running(p.fetcher) < s->concurrency && ready != INT64_MAX) {
+		if (output_backed_up(&p))
+			wait = 5; /* delivery reports are polled, not signalled */
+		else if (tr_fetcher_running(p.fetcher) < s->concurrency && ready != INT64_MAX) {
 			int64_t d = ready - tr_mono_ms();
 			if (d < wait)
 				wait = d < 0 ? 0 : d;

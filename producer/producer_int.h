@@ -40,7 +40,8 @@ typedef struct prod {
 	rd_kafka_t *kp; /* pages producer */
 	rd_kafka_topic_partition_list_t *assigned;
 	bool paused;
-	uint32_t gen; /* bumped at every rebalance: older tokens are stale */
+	size_t unacked_bytes; /* published, delivery not reported yet */
+	uint32_t gen;	      /* bumped at every rebalance: older tokens are stale */
 	tr_offsets *offs;
 	tr_hostq *hq;
 	tr_fetcher *fetcher;
