@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "page.h"
 #include "pipeline.h"
+#include "polite.h"
 #include "scope.h"
 #include "redis.h"
 #include "url.h"
@@ -37,6 +38,7 @@ typedef struct cons {
 	int ncrawls;
 	tr_page_opts popts;
 	tr_scope *scope;
+	tr_polite_mode polite; /* decides the frontier key */
 	int delivery_errors;
 	long fault_skip; /* links still to drop (--fault-skip-publish) */
 	int64_t next_reap;
@@ -143,7 +145,8 @@ static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason
 	dead_letter_stage(c, m, "consumer:decode", reason);
 }
 
-/* Publish a CrawlRequest to the frontier, keyed by host, as HEAD when its
+/* Publish a CrawlRequest to the frontier, keyed by host:port or, with
+ * --politeness domain, by registrable domain (polite.h), as HEAD when its
  * path names a document, image, media or archive. */
 static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 {
@@ -152,7 +155,7 @@ static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 	rq->enqueued_at_ms = tr_now_ms();
 	if (tr_page_wants_head(rq->url, c->s->head_extensions))
 		rq->method = TRAWLER__V1__METHOD__METHOD_HEAD;
-	if (tr_url_host_key(key, sizeof(key), rq->url) != TR_OK)
+	if (tr_polite_frontier_key(key, sizeof(key), rq->url, c->polite) != TR_OK)
 		return; /* canonical URLs always have one */
 	size_t len = trawler__v1__crawl_request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -638,6 +641,12 @@ static int setup(cons *c, const tr_settings *s)
 			return TR_EINVAL;
 		}
 		c->popts.scope = c->scope;
+	}
+	if (tr_polite_mode_parse(&c->polite, s->politeness) != TR_OK) {
+		tr_log(TR_LOG_ERROR,
+		       "option politeness: invalid value (accepted: host, domain, ip)", 1, "value",
+		       s->politeness);
+		return TR_EINVAL;
 	}
 	c->fault_skip = s->fault_skip_publish;
 	c->next_reap = tr_mono_ms() + 1000;

@@ -16,6 +16,7 @@
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "polite.h"
 #include "redis.h"
 #include "scope.h"
 #include "url.h"
@@ -196,6 +197,15 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 			s->method);
 		return 2;
 	}
+	tr_polite_mode polite;
+	if (tr_polite_mode_parse(&polite, s->politeness) != TR_OK) {
+		fprintf(
+		    stderr,
+		    "trawlerctl: option politeness: invalid value '%s' (accepted: host, domain, "
+		    "ip)\n",
+		    s->politeness);
+		return 2;
+	}
 	int rc = 0;
 	tr_redis *r = NULL;
 	rd_kafka_t *rk = NULL;
@@ -302,8 +312,11 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 			goto out;
 		}
 		trawler__v1__crawl_request__pack(&rq, buf);
+		char fkey[300]; /* the frontier key: host:port or registrable domain */
+		if (tr_polite_frontier_key(fkey, sizeof(fkey), canon[i], polite) != TR_OK)
+			snprintf(fkey, sizeof(fkey), "%s", keys[i]);
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(fkey, strlen(fkey)),
 		    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 		    RD_KAFKA_V_END);
 		if (e) {

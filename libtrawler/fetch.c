@@ -45,6 +45,7 @@ struct tr_fetcher {
 	char *allow_address;
 	char *ca_file;
 	char *content_types;
+	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries */
 	tr_fetch_done_cb cb;
 	tr_fetch_send_cb send_cb;
 	void *payload;
@@ -338,6 +339,22 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 		tr_fetcher_free(f);
 		return TR_EINVAL;
 	}
+	for (const char *p = opts->resolve ? opts->resolve : ""; *p;) {
+		size_t n = strcspn(p, ", ");
+		char item[512];
+		if (n && n < sizeof(item)) {
+			struct curl_slist *l;
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (!(l = curl_slist_append(f->resolve, item))) {
+				tr_fetcher_free(f);
+				return TR_ENOMEM;
+			}
+			f->resolve = l;
+		}
+		p += n + (p[n] != '\0');
+	}
+	f->o.resolve = NULL;
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_total_conns);
@@ -391,6 +408,7 @@ void tr_fetcher_free(tr_fetcher *f)
 	free(f->allow_address);
 	free(f->ca_file);
 	free(f->content_types);
+	curl_slist_free_all(f->resolve);
 	free(f);
 }
 
@@ -449,6 +467,8 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	 * connection and then leave together with the next one, breaking the
 	 * per-host gap; the scheduler already caps connections per host */
 	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 300L);
+	if (f->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, f->resolve);
 	if (f->ca_file[0]) {
 		/* the extra bundle as CAfile, the system store still as CApath */
 		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);

@@ -28,6 +28,7 @@ typedef struct tr_fetch_opts {
 	const char *content_types; /* media types whose bodies are downloaded
 				      (comma list, "type/" = prefix, "*" = all) */
 	const char *worker_id;
+	const char *resolve; /* fixed addresses "HOST:PORT:ADDR,..." (CURLOPT_RESOLVE) */
 } tr_fetch_opts;
 
 typedef struct tr_fetcher tr_fetcher;
@@ -48,7 +49,8 @@ typedef void (*tr_fetch_send_cb)(void *ctx, void *payload);
 void tr_fetcher_on_send(tr_fetcher *f, tr_fetch_send_cb cb);
 
 /* Returns 0 and a new fetcher in *out, TR_EINVAL for a malformed
- * allow_address list, or TR_ENOMEM. Options are copied. */
+ * allow_address list, or TR_ENOMEM. Options are copied (resolve is split
+ * at commas and spaces; libcurl checks each entry when a transfer starts). */
 int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload);
 void tr_fetcher_free(tr_fetcher *f);
 

@@ -66,6 +66,12 @@ static const opt options[] = {
 	 "Minimum seconds between request starts to one host."},
 	{"host-connections", OPT_LONG, "1", O(host_connections), 1, 1000, TR_EXE_PRODUCER,
 	 "Maximum concurrent connections to one host."},
+	{"politeness", OPT_STRING, "host", O(politeness), 0, 0, TR_EXE_ALL,
+	 "What --delay and --host-connections apply to: `host` (host:port), `domain` (registrable "
+	 "domain) or `ip` (resolved address). Give every worker and trawlerctl the same value."},
+	{"resolve", OPT_STRING, "", O(resolve), 0, 0, TR_EXE_PRODUCER,
+	 "Fixed addresses HOST:PORT:ADDR,... (as curl --resolve), used to fetch and for "
+	 "--politeness ip."},
 	{"timeout", OPT_DOUBLE, "30", O(timeout), 0.1, 3600, TR_EXE_PRODUCER,
 	 "Total seconds allowed for one fetch."},
 	{"connect-timeout", OPT_DOUBLE, "10", O(connect_timeout), 0.1, 600, TR_EXE_PRODUCER,

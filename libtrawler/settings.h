@@ -44,6 +44,8 @@ typedef struct tr_settings {
 	long concurrency;
 	double delay;
 	long host_connections;
+	char *politeness; /* host, domain or ip (polite.h) */
+	char *resolve;	  /* fixed addresses HOST:PORT:ADDR,... */
 	double timeout;
 	double connect_timeout;
 	long low_speed_limit;

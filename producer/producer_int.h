@@ -6,6 +6,7 @@
 #include "hostq.h"
 #include "kafka.h"
 #include "offsets.h"
+#include "polite.h"
 #include "redis.h"
 #include "settings.h"
 
@@ -20,7 +21,9 @@ typedef struct job {
 	int32_t partition;
 	int64_t offset;
 	uint32_t gen;
-	char host_key[HOST_KEY_MAX];
+	char host_key[HOST_KEY_MAX];   /* host:port: robots.txt, result key */
+	char polite_key[HOST_KEY_MAX]; /* politeness group: the hostq key (polite.h) */
+	uint64_t slot;		       /* per-IP Redis slot held (ipslots.h), 0 = none */
 	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
 } job;
 
@@ -42,7 +45,10 @@ typedef struct prod {
 	bool paused;
 	uint32_t gen; /* bumped at every rebalance: older tokens are stale */
 	tr_offsets *offs;
-	tr_hostq *hq;
+	tr_hostq *hq; /* keyed by politeness group */
+	tr_polite_mode polite;
+	tr_polite_resolver *resolver; /* ip mode */
+	uint64_t next_slot;
 	tr_fetcher *fetcher;
 	tr_redis *redis;
 	struct robots_gate *robots;

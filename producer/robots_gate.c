@@ -117,7 +117,10 @@ static const char *path_of(const char *url)
 	return p ? p : "/";
 }
 
-static void set_rules(prod *p, entry *e, tr_robots *rules, int64_t now_ms, int64_t ttl_ms)
+/* Install rules; a Crawl-delay raises the delay of the host's politeness
+ * group `polite_key` (the largest of its hosts' applies). */
+static void set_rules(prod *p, entry *e, tr_robots *rules, int64_t now_ms, int64_t ttl_ms,
+		      const char *polite_key)
 {
 	tr_robots_free(e->rules);
 	e->rules = rules;
@@ -125,11 +128,11 @@ static void set_rules(prod *p, entry *e, tr_robots *rules, int64_t now_ms, int64
 	e->expires_ms = now_ms + ttl_ms;
 	int64_t cd = tr_robots_crawl_delay_ms(rules);
 	if (cd > 0)
-		tr_hostq_set_delay(p->hq, e->host_key, cd); /* only raises the delay */
+		tr_hostq_set_delay(p->hq, polite_key, cd); /* only raises the delay */
 }
 
 /* Rules from the cluster cache: "STATUS\n" + body. */
-static bool load_cached(prod *p, entry *e, int64_t now_ms)
+static bool load_cached(prod *p, entry *e, int64_t now_ms, const char *polite_key)
 {
 	bool ok = false;
 	redisReply *rep = tr_redis_cmd(p->redis, "GET tr:robots:{%s}", e->host_key);
@@ -151,7 +154,7 @@ static bool load_cached(prod *p, entry *e, int64_t now_ms)
 			   ? ttl->integer
 			   : (int64_t)(p->s->robots_ttl * 1000);
 	e->unavailable = false;
-	set_rules(p, e, rules, now_ms, left);
+	set_rules(p, e, rules, now_ms, left, polite_key);
 	ok = true;
 out:
 	if (rep)
@@ -170,7 +173,7 @@ gate_verdict robots_gate_check(prod *p, job *j, int64_t now_ms, const char **den
 	if (e->state == ST_READY && now_ms >= e->expires_ms && e->nparked == 0)
 		e->state = ST_UNKNOWN;
 	if (e->state == ST_UNKNOWN && e->failures == 0)
-		load_cached(p, e, now_ms);
+		load_cached(p, e, now_ms, j->polite_key);
 	if (e->state == ST_READY) {
 		if (tr_robots_allowed(e->rules, path_of(j->req->url)))
 			return GATE_ALLOW;
@@ -214,6 +217,7 @@ job *robots_gate_fetch_job(const job *like)
 	rj->offset = -1;
 	rj->is_robots = true;
 	snprintf(rj->host_key, sizeof(rj->host_key), "%s", like->host_key);
+	snprintf(rj->polite_key, sizeof(rj->polite_key), "%s", like->polite_key);
 	return rj;
 }
 
@@ -258,7 +262,7 @@ void robots_gate_done(prod *p, const job *rj, const Trawler__V1__FetchResult *re
 		}
 		e->failures = 0;
 		e->unavailable = false;
-		set_rules(p, e, rules, now_ms, ttl_ms);
+		set_rules(p, e, rules, now_ms, ttl_ms, rj->polite_key);
 	} else {
 		/* 5xx or no answer: RFC 9309 2.3.1.4, assume complete disallow;
 		 * retry later, and give up after --max-attempts tries */
@@ -271,16 +275,16 @@ void robots_gate_done(prod *p, const job *rj, const Trawler__V1__FetchResult *re
 			e->unavailable = true;
 			e->failures = 0;
 			set_rules(p, e, tr_robots_new_disallow_all(), now_ms,
-				  (int64_t)(p->s->robots_retry * 1000));
+				  (int64_t)(p->s->robots_retry * 1000), rj->polite_key);
 		} else {
 			e->state = ST_UNKNOWN;
-			tr_hostq_defer(p->hq, rj->host_key,
+			tr_hostq_defer(p->hq, rj->polite_key,
 				       now_ms + (int64_t)(p->s->robots_retry * 1000));
 		}
 	}
 	/* parked jobs go back to their host queue and pass the gate again */
 	for (size_t i = 0; i < e->nparked; i++)
-		if (tr_hostq_push(p->hq, e->host_key, e->parked[i]) != TR_OK)
+		if (tr_hostq_push(p->hq, e->parked[i]->polite_key, e->parked[i]) != TR_OK)
 			job_free(e->parked[i]);
 	g->parked -= e->nparked;
 	e->nparked = 0;
