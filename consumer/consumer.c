@@ -19,7 +19,9 @@
 #include "pipeline.h"
 #include "polite.h"
 #include "scope.h"
+#include "sitemap.h"
 #include "redis.h"
+#include "request.h"
 #include "url.h"
 
 #define BATCH 512
@@ -153,7 +155,7 @@ static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 	char key[300];
 	rq->attempt = 1;
 	rq->enqueued_at_ms = tr_now_ms();
-	if (tr_page_wants_head(rq->url, c->s->head_extensions))
+	if (!tr_request_is_sitemap(rq) && tr_page_wants_head(rq->url, c->s->head_extensions))
 		rq->method = TRAWLER__V1__METHOD__METHOD_HEAD;
 	if (tr_polite_frontier_key(key, sizeof(key), rq->url, c->polite) != TR_OK)
 		return; /* canonical URLs always have one */
@@ -166,6 +168,11 @@ static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 	trawler__v1__crawl_request__pack(rq, buf);
 	publish(c, c->s->frontier_topic, key, buf, len);
 }
+
+static Trawler__V1__CrawlRequest__MetadataEntry sitemap_entry = {
+    PROTOBUF_C_MESSAGE_INIT(&trawler__v1__crawl_request__metadata_entry__descriptor),
+    (char *)"sitemap", (char *)"1"};
+static Trawler__V1__CrawlRequest__MetadataEntry *sitemap_meta[1] = {&sitemap_entry};
 
 /* Publish one followed link. */
 static void publish_link(cons *c, const item *it, size_t k)
@@ -182,6 +189,10 @@ static void publish_link(cons *c, const item *it, size_t k)
 	rq.referrer = it->res->final_url && *it->res->final_url ? it->res->final_url : parent->url;
 	rq.fingerprint = it->page.follow_fps[k];
 	rq.parent_fingerprint = it->page.fp;
+	if (it->page.sitemap == TR_SITEMAP_INDEX) { /* its URLs are sitemaps */
+		rq.n_metadata = 1;
+		rq.metadata = sitemap_meta;
+	}
 	publish_request(c, &rq);
 }
 
@@ -632,6 +643,9 @@ static int setup(cons *c, const tr_settings *s)
 	c->popts.max_depth = s->max_depth;
 	c->popts.max_links = s->max_links;
 	c->popts.follow_nofollow = s->follow_nofollow;
+	c->popts.sitemaps = s->sitemaps;
+	c->popts.sitemap_max_urls = s->sitemap_max_urls;
+	c->popts.sitemap_max_bytes = s->sitemap_max_bytes;
 	{
 		char serr[512];
 		tr_scope_opts so = {s->scope,	       s->allow_regex,	s->deny_regex,

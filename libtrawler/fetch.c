@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "fetch.h"
+#include "request.h"
 #include "log.h"
 
 #define MAX_HEADER_BYTES (64 * 1024) /* header block of one response */
@@ -290,7 +291,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		if (x->cur_status >= 200 && (x->cur_status < 300 || x->cur_status > 399)) {
 			char *ct = NULL;
 			curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
-			x->type_refused = !tr_fetch_type_allowed(x->f->content_types, ct);
+			/* a sitemap may come as application/gzip or octet-stream */
+			x->type_refused = !tr_fetch_type_allowed(x->f->content_types, ct) &&
+					  !tr_request_is_sitemap(x->req);
 		}
 		return len;
 	}

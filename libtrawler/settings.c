@@ -102,6 +102,13 @@ static const opt options[] = {
 	 "Seconds a fetched robots.txt stays cached (in Redis, cluster-wide)."},
 	{"robots-retry", OPT_DOUBLE, "60", O(robots_retry), 0.1, 86400, TR_EXE_PRODUCER,
 	 "Seconds a host waits after its robots.txt failed with 5xx or no answer."},
+	{"sitemaps", OPT_BOOL, "false", O(sitemaps), 0, 0, TR_EXE_WORKERS,
+	 "Admit the in-scope Sitemap: URLs of each robots.txt (producer) and follow the <loc> URLs "
+	 "of sitemaps, gzip too (consumer)."},
+	{"sitemap-max-urls", OPT_LONG, "50000", O(sitemap_max_urls), 1, 1000000, TR_EXE_CONSUMER,
+	 "<loc> URLs taken from one sitemap (sitemaps.org allows 50,000)."},
+	{"sitemap-max-bytes", OPT_LONG, "52428800", O(sitemap_max_bytes), 1024, 1073741824,
+	 TR_EXE_CONSUMER, "Bytes of a gzip sitemap inflated at most (sitemaps.org allows 50 MiB)."},
 	{"max-redirects", OPT_LONG, "10", O(max_redirects), 0, 100, TR_EXE_PRODUCER,
 	 "Redirects followed per request."},
 	{"max-queued", OPT_LONG, "10000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,

@@ -45,7 +45,10 @@ typedef struct tr_settings {
 	double delay;
 	long host_connections;
 	char *politeness; /* host, domain or ip (polite.h) */
-	char *resolve;	  /* fixed addresses HOST:PORT:ADDR,... */
+	bool sitemaps;	  /* seed robots.txt Sitemap: URLs and follow sitemaps */
+	long sitemap_max_urls;
+	long sitemap_max_bytes;
+	char *resolve; /* fixed addresses HOST:PORT:ADDR,... */
 	double timeout;
 	double connect_timeout;
 	long low_speed_limit;

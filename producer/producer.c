@@ -76,13 +76,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	prod *p = opaque;
 	token *t = m->_private;
 	TR_UNUSED(rk);
-	if (m->err) {
+	if (m->err && t && t->partition < 0) {
+		/* a sitemap request (no frontier offset): admitted already, the
+		 * lease reaper enqueues it again */
+		tr_log(TR_LOG_WARN, "publishing a sitemap request failed", 1, "error",
+		       rd_kafka_err2str(m->err));
+	} else if (m->err) {
 		/* Not acknowledged: keep the offset uncommitted and stop, so the
 		 * request is redelivered rather than lost. */
 		tr_log(TR_LOG_ERROR, "publishing a result failed", 1, "error",
 		       rd_kafka_err2str(m->err));
 		p->fatal = true;
-	} else if (t) {
+	} else if (t && t->partition >= 0) {
 		p->produced++;
 		offset_done(p, t->partition, t->offset, t->gen);
 	}
@@ -120,6 +125,11 @@ static int publish(prod *p, const char *topic, const char *key, void *value, siz
 		return TR_EIO;
 	}
 	return TR_OK;
+}
+
+int publish_frontier(prod *p, const char *key, void *value, size_t len)
+{
+	return publish(p, p->s->frontier_topic, key, value, len, -1, -1, p->gen);
 }
 
 static int publish_result(prod *p, const Trawler__V1__FetchResult *res, const char *key,

@@ -72,4 +72,9 @@ void job_free(void *p);
  * robots.txt refusal, ...). */
 void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg);
 
+/* Publish a packed CrawlRequest (`value`, malloc'd, ownership moves here)
+ * to the frontier under `key`; no frontier offset waits for it. A failed
+ * delivery is logged (the lease reaper enqueues the URL again). */
+int publish_frontier(prod *p, const char *key, void *value, size_t len);
+
 #endif
