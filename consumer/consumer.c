@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "consumer.h"
@@ -23,6 +24,7 @@
 #include "redis.h"
 #include "request.h"
 #include "url.h"
+#include "validators.h"
 
 #define BATCH 512
 #define CRAWL_CACHE 64
@@ -439,6 +441,38 @@ static int commit_batch(cons *c, item *items, int n)
 	return TR_OK;
 }
 
+static const char *header_of(const Trawler__V1__FetchResult *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (r->headers[i]->name && strcasecmp(r->headers[i]->name, name) == 0)
+			return r->headers[i]->value;
+	return NULL;
+}
+
+/* --validators: keep the ETag / Last-Modified of whole-page GET answers for
+ * the next crawl (validators.h); a 404/410 page is forgotten; a 304 leaves
+ * them as they are. A Redis failure here costs only a later full fetch. */
+static void remember_validators(cons *c, item *items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const Trawler__V1__FetchResult *r = items[i].res;
+		const Trawler__V1__CrawlRequest *q = r ? r->request : NULL;
+		int rc = TR_OK;
+		if (!items[i].crawl || !q || r->error || r->partial || q->range ||
+		    q->method != TRAWLER__V1__METHOD__METHOD_GET)
+			continue;
+		if (r->status >= 200 && r->status <= 299)
+			rc = tr_validators_store(c->redis, q->url, header_of(r, "ETag"),
+						 header_of(r, "Last-Modified"),
+						 c->s->validators_ttl);
+		else if (r->status == 404 || r->status == 410)
+			rc = tr_validators_forget(c->redis, q->url);
+		if (rc != TR_OK)
+			tr_log(TR_LOG_WARN, "cannot store validators", 2, "url", q->url, "error",
+			       tr_redis_error(c->redis));
+	}
+}
+
 static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 {
 	item items[BATCH];
@@ -525,6 +559,8 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 			goto out;
 		}
 	}
+	if (c->s->validators)
+		remember_validators(c, items, n);
 	if (done_batch(c, items, n) != TR_OK) {
 		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot mark pages done", 1, "error",
 		       tr_redis_error(c->redis));

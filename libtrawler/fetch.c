@@ -33,6 +33,7 @@ typedef struct xfer {
 	bool type_refused; /* final response's Content-Type not in the allow list */
 	bool body_refused; /* ... and it had a body, which was not downloaded */
 	bool hdr_too_big;
+	struct curl_slist *req_headers; /* If-None-Match / If-Modified-Since */
 	struct xfer *next_free;
 	struct xfer *next_all; /* every transfer ever created, for cleanup */
 } xfer;
@@ -379,6 +380,8 @@ static void xfer_clear(xfer *x)
 	tr_buf_reset(&x->hdr);
 	x->truncated = x->blocked = false;
 	x->type_refused = x->body_refused = x->hdr_too_big = false;
+	curl_slist_free_all(x->req_headers);
+	x->req_headers = NULL;
 	x->cur_status = 0;
 	if (x->req)
 		trawler__v1__crawl_request__free_unpacked(x->req, NULL);
@@ -413,6 +416,26 @@ void tr_fetcher_free(tr_fetcher *f)
 	free(f->content_types);
 	curl_slist_free_all(f->resolve);
 	free(f);
+}
+
+/* Add "name: value" for a conditional GET when value is a usable header
+ * value (frontier input: no control bytes, at most TR_FETCH_MAX_VALIDATOR
+ * bytes); unusable values are skipped. Returns 0 or TR_ENOMEM. */
+static int add_validator(xfer *x, const char *name, const char *value)
+{
+	char line[TR_FETCH_MAX_VALIDATOR + 64];
+	size_t n = value ? strlen(value) : 0;
+	if (!n || n > TR_FETCH_MAX_VALIDATOR)
+		return TR_OK;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			return TR_OK;
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	struct curl_slist *l = curl_slist_append(x->req_headers, line);
+	if (!l)
+		return TR_ENOMEM;
+	x->req_headers = l;
+	return TR_OK;
 }
 
 int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
@@ -479,6 +502,13 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	}
 	if (req->method == TRAWLER__V1__METHOD__METHOD_HEAD)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (add_validator(x, "If-None-Match", req->etag) != TR_OK ||
+	    add_validator(x, "If-Modified-Since", req->last_modified) != TR_OK) {
+		curl_slist_free_all(x->req_headers);
+		x->req_headers = NULL;
+	}
+	if (x->req_headers)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
 	if (req->range && (req->range->first || req->range->last)) {
 		char range[64];
 		if (req->range->last)
@@ -639,6 +669,7 @@ static void finish(tr_fetcher *f, xfer *x, CURLcode code)
 	res.body.len = x->body.len;
 	res.truncated = x->truncated;
 	res.partial = status == 206;
+	res.not_modified = status == 304;
 	res.fetched_at_ms = tr_now_ms();
 	res.worker_id = f->worker_id;
 	res.timings = &tm;

@@ -12,6 +12,9 @@
 #include "common.h"
 #include "trawler.pb-c.h"
 
+/* Longest ETag / Last-Modified value sent back in a conditional GET. */
+#define TR_FETCH_MAX_VALIDATOR 512
+
 typedef struct tr_fetch_opts {
 	long max_body;		/* body bytes kept; more aborts the transfer (truncated) */
 	double timeout;		/* total seconds per transfer */
@@ -55,7 +58,11 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 void tr_fetcher_free(tr_fetcher *f);
 
 /* Start fetching `req` (ownership moves to the fetcher, freed with
- * trawler__v1__crawl_request__free_unpacked after the callback). Returns 0,
+ * trawler__v1__crawl_request__free_unpacked after the callback). A request
+ * with `etag` / `last_modified` is sent as a conditional GET
+ * (If-None-Match / If-Modified-Since; values with control bytes or longer
+ * than TR_FETCH_MAX_VALIDATOR are not sent); a 304 answer sets
+ * not_modified in the result. Returns 0,
  * or an error after which the callback is never called and req is still
  * the caller's. */
 int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx);

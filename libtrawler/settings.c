@@ -109,6 +109,16 @@ static const opt options[] = {
 	 "<loc> URLs taken from one sitemap (sitemaps.org allows 50,000)."},
 	{"sitemap-max-bytes", OPT_LONG, "52428800", O(sitemap_max_bytes), 1024, 1073741824,
 	 TR_EXE_CONSUMER, "Bytes of a gzip sitemap inflated at most (sitemaps.org allows 50 MiB)."},
+	{"validators", OPT_BOOL, "false", O(validators), 0, 0, TR_EXE_ALL,
+	 "Conditional GET for re-crawls: consumers keep each page's ETag and Last-Modified in "
+	 "Redis (per site, across crawls), producers send them back; 304 is reported not_modified."},
+	{"validators-ttl", OPT_LONG, "2592000", O(validators_ttl), 60, 315360000, TR_EXE_CONSUMER,
+	 "Seconds a site's stored validators are kept after its last write."},
+	{"revisit", OPT_BOOL, "false", O(revisit), 0, 0, TR_EXE_CTL,
+	 "`trawlerctl seed`: also seed every URL of the seed hosts in the validator store (a "
+	 "re-crawl reaches pages whose linking page answers 304)."},
+	{"revisit-max", OPT_LONG, "1000000", O(revisit_max), 1, 100000000, TR_EXE_CTL,
+	 "URLs taken from the validator store per seed host with --revisit."},
 	{"max-redirects", OPT_LONG, "10", O(max_redirects), 0, 100, TR_EXE_PRODUCER,
 	 "Redirects followed per request."},
 	{"max-queued", OPT_LONG, "10000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,

@@ -23,6 +23,7 @@
 #include "robots_gate.h"
 #include "redis.h"
 #include "url.h"
+#include "validators.h"
 
 static bool take_skip(prod *p, int32_t partition, int64_t offset);
 
@@ -605,6 +606,25 @@ static job *gate(prod *p, job *j, int64_t now)
 	return j;
 }
 
+/* --validators: a GET of the whole page that does not carry validators
+ * already gets those the validator store keeps for its URL (a re-crawl),
+ * so it is sent as a conditional GET. */
+static void add_validators(prod *p, Trawler__V1__CrawlRequest *req)
+{
+	char *etag = NULL, *lm = NULL;
+	if (req->method != TRAWLER__V1__METHOD__METHOD_GET || req->range ||
+	    (req->etag && *req->etag) || (req->last_modified && *req->last_modified))
+		return;
+	if (tr_validators_load(p->redis, req->url, &etag, &lm) != TR_OK)
+		return;
+	/* protobuf-c frees these with the request (they differ from the
+	 * default empty string) */
+	if (etag)
+		req->etag = etag;
+	if (lm)
+		req->last_modified = lm;
+}
+
 /* ip mode: a popped job starts only with its address's cluster-wide slot;
  * otherwise it goes back to the head of its queue, the address deferred. */
 static bool take_ip_slot(prod *p, job *j, int64_t now)
@@ -637,6 +657,8 @@ static void start_ready(prod *p)
 			continue;
 		}
 		tr_log(TR_LOG_DEBUG, "start", 2, "host", j->host_key, "url", j->req->url);
+		if (p->s->validators)
+			add_validators(p, j->req);
 		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
 			tr_hostq_release(p->hq, j->polite_key, now);
 			ipslots_release(p, j);
