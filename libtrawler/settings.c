@@ -63,9 +63,9 @@ static const opt options[] = {
 	{"concurrency", OPT_LONG, "256", O(concurrency), 1, 10000, TR_EXE_PRODUCER,
 	 "Maximum transfers in flight per producer."},
 	{"delay", OPT_DOUBLE, "1", O(delay), 0, 3600, TR_EXE_PRODUCER,
-	 "Minimum seconds between request starts to one host."},
+	 "Minimum seconds between request starts to one host (or group, see --politeness)."},
 	{"host-connections", OPT_LONG, "1", O(host_connections), 1, 1000, TR_EXE_PRODUCER,
-	 "Maximum concurrent connections to one host."},
+	 "Maximum concurrent connections to one host (or group, see --politeness)."},
 	{"politeness", OPT_STRING, "host", O(politeness), 0, 0, TR_EXE_ALL,
 	 "What --delay and --host-connections apply to: `host` (host:port), `domain` (registrable "
 	 "domain) or `ip` (resolved address). Give every worker and trawlerctl the same value."},
