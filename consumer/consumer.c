@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "consumer.h"
@@ -17,9 +18,13 @@
 #include "metrics.h"
 #include "page.h"
 #include "pipeline.h"
+#include "polite.h"
 #include "scope.h"
+#include "sitemap.h"
 #include "redis.h"
+#include "request.h"
 #include "url.h"
+#include "validators.h"
 
 #define BATCH 512
 #define CRAWL_CACHE 64
@@ -37,6 +42,7 @@ typedef struct cons {
 	int ncrawls;
 	tr_page_opts popts;
 	tr_scope *scope;
+	tr_polite_mode polite; /* decides the frontier key */
 	int delivery_errors;
 	long fault_skip; /* links still to drop (--fault-skip-publish) */
 	int64_t next_reap;
@@ -143,16 +149,17 @@ static void dead_letter(cons *c, const rd_kafka_message_t *m, const char *reason
 	dead_letter_stage(c, m, "consumer:decode", reason);
 }
 
-/* Publish a CrawlRequest to the frontier, keyed by host, as HEAD when its
+/* Publish a CrawlRequest to the frontier, keyed by host:port or, with
+ * --politeness domain, by registrable domain (polite.h), as HEAD when its
  * path names a document, image, media or archive. */
 static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 {
 	char key[300];
 	rq->attempt = 1;
 	rq->enqueued_at_ms = tr_now_ms();
-	if (tr_page_wants_head(rq->url, c->s->head_extensions))
+	if (!tr_request_is_sitemap(rq) && tr_page_wants_head(rq->url, c->s->head_extensions))
 		rq->method = TRAWLER__V1__METHOD__METHOD_HEAD;
-	if (tr_url_host_key(key, sizeof(key), rq->url) != TR_OK)
+	if (tr_polite_frontier_key(key, sizeof(key), rq->url, c->polite) != TR_OK)
 		return; /* canonical URLs always have one */
 	size_t len = trawler__v1__crawl_request__get_packed_size(rq);
 	uint8_t *buf = malloc(len ? len : 1);
@@ -163,6 +170,11 @@ static void publish_request(cons *c, Trawler__V1__CrawlRequest *rq)
 	trawler__v1__crawl_request__pack(rq, buf);
 	publish(c, c->s->frontier_topic, key, buf, len);
 }
+
+static Trawler__V1__CrawlRequest__MetadataEntry sitemap_entry = {
+    PROTOBUF_C_MESSAGE_INIT(&trawler__v1__crawl_request__metadata_entry__descriptor),
+    (char *)"sitemap", (char *)"1"};
+static Trawler__V1__CrawlRequest__MetadataEntry *sitemap_meta[1] = {&sitemap_entry};
 
 /* Publish one followed link. */
 static void publish_link(cons *c, const item *it, size_t k)
@@ -179,6 +191,10 @@ static void publish_link(cons *c, const item *it, size_t k)
 	rq.referrer = it->res->final_url && *it->res->final_url ? it->res->final_url : parent->url;
 	rq.fingerprint = it->page.follow_fps[k];
 	rq.parent_fingerprint = it->page.fp;
+	if (it->page.sitemap == TR_SITEMAP_INDEX) { /* its URLs are sitemaps */
+		rq.n_metadata = 1;
+		rq.metadata = sitemap_meta;
+	}
 	publish_request(c, &rq);
 }
 
@@ -425,6 +441,38 @@ static int commit_batch(cons *c, item *items, int n)
 	return TR_OK;
 }
 
+static const char *header_of(const Trawler__V1__FetchResult *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (r->headers[i]->name && strcasecmp(r->headers[i]->name, name) == 0)
+			return r->headers[i]->value;
+	return NULL;
+}
+
+/* --validators: keep the ETag / Last-Modified of whole-page GET answers for
+ * the next crawl (validators.h); a 404/410 page is forgotten; a 304 leaves
+ * them as they are. A Redis failure here costs only a later full fetch. */
+static void remember_validators(cons *c, item *items, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const Trawler__V1__FetchResult *r = items[i].res;
+		const Trawler__V1__CrawlRequest *q = r ? r->request : NULL;
+		int rc = TR_OK;
+		if (!items[i].crawl || !q || r->error || r->partial || q->range ||
+		    q->method != TRAWLER__V1__METHOD__METHOD_GET)
+			continue;
+		if (r->status >= 200 && r->status <= 299)
+			rc = tr_validators_store(c->redis, q->url, header_of(r, "ETag"),
+						 header_of(r, "Last-Modified"),
+						 c->s->validators_ttl);
+		else if (r->status == 404 || r->status == 410)
+			rc = tr_validators_forget(c->redis, q->url);
+		if (rc != TR_OK)
+			tr_log(TR_LOG_WARN, "cannot store validators", 2, "url", q->url, "error",
+			       tr_redis_error(c->redis));
+	}
+}
+
 static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 {
 	item items[BATCH];
@@ -511,6 +559,8 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 			goto out;
 		}
 	}
+	if (c->s->validators)
+		remember_validators(c, items, n);
 	if (done_batch(c, items, n) != TR_OK) {
 		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot mark pages done", 1, "error",
 		       tr_redis_error(c->redis));
@@ -629,6 +679,9 @@ static int setup(cons *c, const tr_settings *s)
 	c->popts.max_depth = s->max_depth;
 	c->popts.max_links = s->max_links;
 	c->popts.follow_nofollow = s->follow_nofollow;
+	c->popts.sitemaps = s->sitemaps;
+	c->popts.sitemap_max_urls = s->sitemap_max_urls;
+	c->popts.sitemap_max_bytes = s->sitemap_max_bytes;
 	{
 		char serr[512];
 		tr_scope_opts so = {s->scope,	       s->allow_regex,	s->deny_regex,
@@ -638,6 +691,12 @@ static int setup(cons *c, const tr_settings *s)
 			return TR_EINVAL;
 		}
 		c->popts.scope = c->scope;
+	}
+	if (tr_polite_mode_parse(&c->polite, s->politeness) != TR_OK) {
+		tr_log(TR_LOG_ERROR,
+		       "option politeness: invalid value (accepted: host, domain, ip)", 1, "value",
+		       s->politeness);
+		return TR_EINVAL;
 	}
 	c->fault_skip = s->fault_skip_publish;
 	c->next_reap = tr_mono_ms() + 1000;

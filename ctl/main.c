@@ -16,9 +16,11 @@
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "polite.h"
 #include "redis.h"
 #include "scope.h"
 #include "url.h"
+#include "validators.h"
 
 #define USAGE                                                                                      \
 	"usage: trawlerctl COMMAND [OPTIONS] [ARGS]\n"                                             \
@@ -182,7 +184,131 @@ static int cmd_delete_topics(const tr_settings *s)
 	return rc;
 }
 
-static int cmd_seed(const tr_settings *s, char **urls, int n)
+/* Admit seeds in chunks: a script takes at most 65,536 arguments. */
+#define SEED_CHUNK 10000
+static int admit_chunks(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps, char **canon,
+			int n, unsigned char *dec)
+{
+	for (int i = 0; i < n; i += SEED_CHUNK) {
+		size_t m = (size_t)(n - i < SEED_CHUNK ? n - i : SEED_CHUNK);
+		if (tr_crawl_admit(r, info, 0, 0, fps + i, canon + i, m, dec + i) != TR_OK)
+			return TR_EIO;
+	}
+	return TR_OK;
+}
+
+static int cmd_seed(const tr_settings *s, char **urls, int n, int nscope);
+
+struct revisit {
+	char **urls;
+	int n, cap;
+	const char *base; /* scheme://authority of the seed */
+	char **seeds;	  /* canonical seeds: not listed twice (admitted again) */
+	int nseeds;
+	bool oom;
+};
+
+static void on_stored(const char *path, void *payload)
+{
+	struct revisit *rv = payload;
+	if (rv->oom)
+		return;
+	if (rv->n == rv->cap) {
+		int cap = rv->cap ? rv->cap * 2 : 64;
+		char **nu = realloc(rv->urls, (size_t)cap * sizeof(*nu));
+		if (!nu) {
+			rv->oom = true;
+			return;
+		}
+		rv->urls = nu;
+		rv->cap = cap;
+	}
+	size_t bl = strlen(rv->base), pl = strlen(path);
+	char *u = malloc(bl + pl + 1);
+	if (!u) {
+		rv->oom = true;
+		return;
+	}
+	memcpy(u, rv->base, bl);
+	memcpy(u + bl, path, pl + 1);
+	for (int i = 0; i < rv->nseeds; i++) {
+		if (rv->seeds[i] && strcmp(rv->seeds[i], u) == 0) {
+			free(u);
+			return;
+		}
+	}
+	rv->urls[rv->n++] = u;
+}
+
+/* seed --revisit: the given seeds, then every URL the validator store
+ * lists for their hosts (at most --revisit-max per host). */
+static int cmd_seed_revisit(const tr_settings *s, char **urls, int n)
+{
+	struct revisit rv = {NULL, 0, 0, NULL, NULL, 0, false};
+	tr_redis *r = NULL;
+	int rc = 0;
+	char done[64][300];
+	int ndone = 0;
+	if ((rc = validate(s, urls, n, NULL)))
+		return rc;
+	if ((rc = connect_redis(s, &r)))
+		return rc;
+	rv.base = "";
+	for (int i = 0; i < n && !rv.oom; i++)
+		on_stored(urls[i], &rv); /* the seeds come first, unchanged */
+	if (!(rv.seeds = calloc((size_t)n, sizeof(*rv.seeds)))) {
+		tr_redis_free(r);
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		tr_url_canonicalize(&rv.seeds[i], urls[i]); /* NULL when malformed */
+	rv.nseeds = n;
+	for (int i = 0; i < n && !rv.oom; i++) {
+		char *c = NULL, key[300];
+		if (tr_url_canonicalize(&c, urls[i]) != TR_OK ||
+		    tr_url_host_key(key, sizeof(key), c) != TR_OK) {
+			free(c);
+			continue;
+		}
+		bool seen = false;
+		for (int k = 0; k < ndone; k++)
+			seen = seen || strcmp(done[k], key) == 0;
+		const char *slash = strstr(c, "://");
+		slash = slash ? strchr(slash + 3, '/') : NULL;
+		if (slash && !seen && ndone < 64) {
+			snprintf(done[ndone++], sizeof(done[0]), "%s", key);
+			c[slash - c] = '\0';
+			rv.base = c;
+			long got = tr_validators_scan(r, key, s->revisit_max, on_stored, &rv);
+			if (got < 0) {
+				fprintf(stderr, "trawlerctl: Redis error reading stored URLs: %s\n",
+					tr_redis_error(r));
+				rc = 1;
+			} else {
+				printf("revisit: %ld stored URL(s) of %s\n", got, key);
+			}
+		}
+		free(c);
+	}
+	tr_redis_free(r);
+	if (rv.oom) {
+		fprintf(stderr, "trawlerctl: out of memory listing stored URLs\n");
+		rc = 1;
+	}
+	if (!rc)
+		rc = cmd_seed(s, rv.urls, rv.n, n);
+	for (int i = 0; i < rv.n; i++)
+		free(rv.urls[i]);
+	free(rv.urls);
+	for (int i = 0; i < rv.nseeds; i++)
+		free(rv.seeds[i]);
+	free(rv.seeds);
+	return rc;
+}
+
+/* Seeds urls[0..n); the first nscope of them define the crawl's scope (the
+ * rest are --revisit URLs of the same hosts). */
+static int cmd_seed(const tr_settings *s, char **urls, int n, int nscope)
 {
 	Trawler__V1__ByteRange range = TRAWLER__V1__BYTE_RANGE__INIT;
 	Trawler__V1__Method method = TRAWLER__V1__METHOD__METHOD_GET;
@@ -194,6 +320,15 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		fprintf(stderr,
 			"trawlerctl: option method: invalid value '%s' (accepted: GET, HEAD)\n",
 			s->method);
+		return 2;
+	}
+	tr_polite_mode polite;
+	if (tr_polite_mode_parse(&polite, s->politeness) != TR_OK) {
+		fprintf(
+		    stderr,
+		    "trawlerctl: option politeness: invalid value '%s' (accepted: host, domain, "
+		    "ip)\n",
+		    s->politeness);
 		return 2;
 	}
 	int rc = 0;
@@ -251,10 +386,10 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 		rc = 2;
 		goto out;
 	}
-	if (tr_crawl_create(r, s->crawl_id, &dd, (const char *const *)keys, n) ||
+	if (tr_crawl_create(r, s->crawl_id, &dd, (const char *const *)keys, nscope) ||
 	    tr_crawl_info_load(r, s->crawl_id, &info) ||
 	    (info.max_per_host = LONG_MAX / 2, /* count seeds toward any per-host cap */
-	     tr_crawl_admit(r, &info, 0, 0, fps, canon, (size_t)n, dec))) {
+	     admit_chunks(r, &info, fps, canon, n, dec))) {
 		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
 		rc = 1;
 		goto out;
@@ -302,8 +437,11 @@ static int cmd_seed(const tr_settings *s, char **urls, int n)
 			goto out;
 		}
 		trawler__v1__crawl_request__pack(&rq, buf);
+		char fkey[300]; /* the frontier key: host:port or registrable domain */
+		if (tr_polite_frontier_key(fkey, sizeof(fkey), canon[i], polite) != TR_OK)
+			snprintf(fkey, sizeof(fkey), "%s", keys[i]);
 		rd_kafka_resp_err_t e = rd_kafka_producev(
-		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[i], strlen(keys[i])),
+		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(fkey, strlen(fkey)),
 		    RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
 		    RD_KAFKA_V_END);
 		if (e) {
@@ -481,7 +619,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(pos[0], "validate") == 0) {
 		rc = validate(&s, pos + 1, npos - 1, NULL);
 	} else if (strcmp(pos[0], "seed") == 0) {
-		rc = cmd_seed(&s, pos + 1, npos - 1);
+		rc = s.revisit ? cmd_seed_revisit(&s, pos + 1, npos - 1)
+			       : cmd_seed(&s, pos + 1, npos - 1, npos - 1);
 	} else if (strcmp(pos[0], "status") == 0) {
 		rc = cmd_status(&s, false);
 	} else if (strcmp(pos[0], "delete-topics") == 0) {

@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "fetch.h"
+#include "request.h"
 #include "log.h"
 
 #define MAX_HEADER_BYTES (64 * 1024) /* header block of one response */
@@ -32,6 +33,7 @@ typedef struct xfer {
 	bool type_refused; /* final response's Content-Type not in the allow list */
 	bool body_refused; /* ... and it had a body, which was not downloaded */
 	bool hdr_too_big;
+	struct curl_slist *req_headers; /* If-None-Match / If-Modified-Since */
 	struct xfer *next_free;
 	struct xfer *next_all; /* every transfer ever created, for cleanup */
 } xfer;
@@ -45,6 +47,7 @@ struct tr_fetcher {
 	char *allow_address;
 	char *ca_file;
 	char *content_types;
+	struct curl_slist *resolve; /* CURLOPT_RESOLVE entries */
 	tr_fetch_done_cb cb;
 	tr_fetch_send_cb send_cb;
 	void *payload;
@@ -289,7 +292,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		if (x->cur_status >= 200 && (x->cur_status < 300 || x->cur_status > 399)) {
 			char *ct = NULL;
 			curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
-			x->type_refused = !tr_fetch_type_allowed(x->f->content_types, ct);
+			/* a sitemap may come as application/gzip or octet-stream */
+			x->type_refused = !tr_fetch_type_allowed(x->f->content_types, ct) &&
+					  !tr_request_is_sitemap(x->req);
 		}
 		return len;
 	}
@@ -338,6 +343,22 @@ int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb
 		tr_fetcher_free(f);
 		return TR_EINVAL;
 	}
+	for (const char *p = opts->resolve ? opts->resolve : ""; *p;) {
+		size_t n = strcspn(p, ", ");
+		char item[512];
+		if (n && n < sizeof(item)) {
+			struct curl_slist *l;
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (!(l = curl_slist_append(f->resolve, item))) {
+				tr_fetcher_free(f);
+				return TR_ENOMEM;
+			}
+			f->resolve = l;
+		}
+		p += n + (p[n] != '\0');
+	}
+	f->o.resolve = NULL;
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_total_conns);
@@ -359,6 +380,8 @@ static void xfer_clear(xfer *x)
 	tr_buf_reset(&x->hdr);
 	x->truncated = x->blocked = false;
 	x->type_refused = x->body_refused = x->hdr_too_big = false;
+	curl_slist_free_all(x->req_headers);
+	x->req_headers = NULL;
 	x->cur_status = 0;
 	if (x->req)
 		trawler__v1__crawl_request__free_unpacked(x->req, NULL);
@@ -391,7 +414,28 @@ void tr_fetcher_free(tr_fetcher *f)
 	free(f->allow_address);
 	free(f->ca_file);
 	free(f->content_types);
+	curl_slist_free_all(f->resolve);
 	free(f);
+}
+
+/* Add "name: value" for a conditional GET when value is a usable header
+ * value (frontier input: no control bytes, at most TR_FETCH_MAX_VALIDATOR
+ * bytes); unusable values are skipped. Returns 0 or TR_ENOMEM. */
+static int add_validator(xfer *x, const char *name, const char *value)
+{
+	char line[TR_FETCH_MAX_VALIDATOR + 64];
+	size_t n = value ? strlen(value) : 0;
+	if (!n || n > TR_FETCH_MAX_VALIDATOR)
+		return TR_OK;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+			return TR_OK;
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	struct curl_slist *l = curl_slist_append(x->req_headers, line);
+	if (!l)
+		return TR_ENOMEM;
+	x->req_headers = l;
+	return TR_OK;
 }
 
 int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
@@ -449,6 +493,8 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	 * connection and then leave together with the next one, breaking the
 	 * per-host gap; the scheduler already caps connections per host */
 	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 300L);
+	if (f->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, f->resolve);
 	if (f->ca_file[0]) {
 		/* the extra bundle as CAfile, the system store still as CApath */
 		curl_easy_setopt(e, CURLOPT_CAINFO, f->ca_file);
@@ -456,6 +502,13 @@ int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx)
 	}
 	if (req->method == TRAWLER__V1__METHOD__METHOD_HEAD)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	if (add_validator(x, "If-None-Match", req->etag) != TR_OK ||
+	    add_validator(x, "If-Modified-Since", req->last_modified) != TR_OK) {
+		curl_slist_free_all(x->req_headers);
+		x->req_headers = NULL;
+	}
+	if (x->req_headers)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
 	if (req->range && (req->range->first || req->range->last)) {
 		char range[64];
 		if (req->range->last)
@@ -616,6 +669,7 @@ static void finish(tr_fetcher *f, xfer *x, CURLcode code)
 	res.body.len = x->body.len;
 	res.truncated = x->truncated;
 	res.partial = status == 206;
+	res.not_modified = status == 304;
 	res.fetched_at_ms = tr_now_ms();
 	res.worker_id = f->worker_id;
 	res.timings = &tm;

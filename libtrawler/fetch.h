@@ -12,6 +12,9 @@
 #include "common.h"
 #include "trawler.pb-c.h"
 
+/* Longest ETag / Last-Modified value sent back in a conditional GET. */
+#define TR_FETCH_MAX_VALIDATOR 512
+
 typedef struct tr_fetch_opts {
 	long max_body;		/* body bytes kept; more aborts the transfer (truncated) */
 	double timeout;		/* total seconds per transfer */
@@ -28,6 +31,7 @@ typedef struct tr_fetch_opts {
 	const char *content_types; /* media types whose bodies are downloaded
 				      (comma list, "type/" = prefix, "*" = all) */
 	const char *worker_id;
+	const char *resolve; /* fixed addresses "HOST:PORT:ADDR,..." (CURLOPT_RESOLVE) */
 } tr_fetch_opts;
 
 typedef struct tr_fetcher tr_fetcher;
@@ -48,12 +52,17 @@ typedef void (*tr_fetch_send_cb)(void *ctx, void *payload);
 void tr_fetcher_on_send(tr_fetcher *f, tr_fetch_send_cb cb);
 
 /* Returns 0 and a new fetcher in *out, TR_EINVAL for a malformed
- * allow_address list, or TR_ENOMEM. Options are copied. */
+ * allow_address list, or TR_ENOMEM. Options are copied (resolve is split
+ * at commas and spaces; libcurl checks each entry when a transfer starts). */
 int tr_fetcher_new(tr_fetcher **out, const tr_fetch_opts *opts, tr_fetch_done_cb cb, void *payload);
 void tr_fetcher_free(tr_fetcher *f);
 
 /* Start fetching `req` (ownership moves to the fetcher, freed with
- * trawler__v1__crawl_request__free_unpacked after the callback). Returns 0,
+ * trawler__v1__crawl_request__free_unpacked after the callback). A request
+ * with `etag` / `last_modified` is sent as a conditional GET
+ * (If-None-Match / If-Modified-Since; values with control bytes or longer
+ * than TR_FETCH_MAX_VALIDATOR are not sent); a 304 answer sets
+ * not_modified in the result. Returns 0,
  * or an error after which the callback is never called and req is still
  * the caller's. */
 int tr_fetcher_start(tr_fetcher *f, Trawler__V1__CrawlRequest *req, void *ctx);

@@ -261,6 +261,25 @@ int tr_hostq_push(tr_hostq *q, const char *key, void *item)
 	return TR_OK;
 }
 
+int tr_hostq_push_front(tr_hostq *q, const char *key, void *item)
+{
+	host *h = host_get(q, key);
+	qnode *n = malloc(sizeof(*n));
+	if (!h || !n) {
+		free(n);
+		return TR_ENOMEM;
+	}
+	n->item = item;
+	n->next = h->head;
+	h->head = n;
+	if (!h->tail)
+		h->tail = n;
+	h->nqueued++;
+	q->queued++;
+	host_schedule(q, h);
+	return TR_OK;
+}
+
 void *tr_hostq_pop_ready(tr_hostq *q, int64_t now_ms, const char **key_out)
 {
 	if (q->heap_len == 0 || q->heap[0]->next_ms > now_ms)
@@ -341,6 +360,12 @@ void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms)
 	/* a delay learned after a start (robots.txt) applies to the next one */
 	if (h->last_start_ms >= 0 && h->next_ms < h->last_start_ms + delay_ms)
 		tr_hostq_defer(q, key, h->last_start_ms + delay_ms);
+}
+
+int64_t tr_hostq_delay(const tr_hostq *q, const char *key)
+{
+	const host *h = host_find(q, key, hash_key(key));
+	return h ? h->delay_ms : q->delay_ms;
 }
 
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q)

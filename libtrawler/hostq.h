@@ -25,6 +25,11 @@ void tr_hostq_free(tr_hostq *q, void (*free_item)(void *item));
  * TR_ENOMEM (item not queued, still owned by the caller). */
 int tr_hostq_push(tr_hostq *q, const char *key, void *item);
 
+/* Like tr_hostq_push() but at the head of the queue: an item popped and
+ * not started after all (e.g. another producer holds the group's slot)
+ * keeps its place. */
+int tr_hostq_push_front(tr_hostq *q, const char *key, void *item);
+
 /* Pop an item of a host that may start now (`now_ms` monotonic): its
  * connection count is below the cap and its delay has passed. The host is
  * charged a start (connections + 1, next start >= now + delay). Returns the
@@ -52,6 +57,9 @@ void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms);
 /* Raise a host's delay (e.g. robots Crawl-delay); smaller values are
  * ignored. It applies from the host's last start on. */
 void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
+
+/* The delay of host `key` (the default for an unknown host). */
+int64_t tr_hostq_delay(const tr_hostq *q, const char *key);
 
 /* Monotonic ms at which the next queued host becomes ready; INT64_MAX when
  * nothing is queued or every queued host is at its connection cap. */

@@ -8,6 +8,8 @@
 #include "jsonw.h"
 #include "utf8.h"
 #include "page.h"
+#include "request.h"
+#include "sitemap.h"
 #include "url.h"
 
 bool tr_page_wants_head(const char *url, const char *exts)
@@ -50,7 +52,56 @@ bool tr_page_is_html_type(const char *ct)
 
 /* Keep canonical URL `cu` for following if in scope, within depth and new
  * (after the crawl's query rules). */
+/* Fingerprints already followed from one sitemap: open addressing, 0 is
+ * the empty slot (a zero fingerprint is simply never deduplicated here). */
+typedef struct fpset {
+	uint64_t *slot;
+	size_t cap, n;
+} fpset;
+
+/* Add fp; returns 1 when new, 0 when present, TR_ENOMEM. */
+static int fpset_add(fpset *s, uint64_t fp)
+{
+	if (!fp)
+		return 1;
+	if ((s->n + 1) * 2 > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		uint64_t *ns = calloc(cap, sizeof(*ns));
+		if (!ns)
+			return TR_ENOMEM;
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->slot[i])
+				continue;
+			size_t k = (size_t)s->slot[i] & (cap - 1);
+			while (ns[k])
+				k = (k + 1) & (cap - 1);
+			ns[k] = s->slot[i];
+		}
+		free(s->slot);
+		s->slot = ns;
+		s->cap = cap;
+	}
+	size_t k = (size_t)fp & (s->cap - 1);
+	while (s->slot[k]) {
+		if (s->slot[k] == fp)
+			return 0;
+		k = (k + 1) & (s->cap - 1);
+	}
+	s->slot[k] = fp;
+	s->n++;
+	return 1;
+}
+
+static int follow_url(tr_page *pg, const char *cu, fpset *seen);
+
 static int follow(tr_page *pg, const char *cu)
+{
+	return follow_url(pg, cu, NULL);
+}
+
+/* seen NULL: in-page duplicates found by a linear scan (HTML pages, at
+ * most --max-links); otherwise by the set (sitemaps, up to 50,000 URLs). */
+static int follow_url(tr_page *pg, const char *cu, fpset *seen)
 {
 	char key[300];
 	char *u = NULL;
@@ -75,9 +126,14 @@ static int follow(tr_page *pg, const char *cu)
 		goto out;
 	}
 	uint64_t fp = tr_url_fingerprint(url, strlen(url));
-	for (size_t i = 0; i < pg->nfollow; i++)
+	for (size_t i = 0; !seen && i < pg->nfollow; i++)
 		if (pg->follow_fps[i] == fp && strcmp(pg->follow_urls[i], url) == 0)
 			goto out;
+	if (seen && (rc = fpset_add(seen, fp)) != 1) {
+		rc = rc == 0 ? TR_OK : rc;
+		goto out;
+	}
+	rc = TR_OK;
 	if (pg->nfollow == pg->follow_cap) {
 		size_t cap = pg->follow_cap ? pg->follow_cap * 2 : 32;
 		char **nu = realloc(pg->follow_urls, cap * sizeof(*nu));
@@ -171,6 +227,48 @@ int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool lis
 	return TR_OK;
 }
 
+static bool is_xml_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, "text/xml", 8) == 0 || strncasecmp(ct, "application/xml", 15) == 0;
+}
+
+struct loc_ctx {
+	tr_page *pg;
+	fpset seen;
+	int rc;
+};
+
+static void on_loc(const char *loc, void *payload)
+{
+	struct loc_ctx *lc = payload;
+	char *u = NULL;
+	const Trawler__V1__FetchResult *r = lc->pg->res;
+	const char *base = r->final_url && *r->final_url ? r->final_url : r->request->url;
+	if (lc->rc == TR_OK && tr_url_resolve(&u, base, loc) == TR_OK &&
+	    follow_url(lc->pg, u, &lc->seen) == TR_ENOMEM)
+		lc->rc = TR_ENOMEM;
+	free(u);
+}
+
+/* A sitemap's locs become the links to follow. Returns 0 or TR_ENOMEM. */
+static int process_sitemap(tr_page *pg, const tr_page_opts *o)
+{
+	const Trawler__V1__FetchResult *res = pg->res;
+	struct loc_ctx lc = {pg, {NULL, 0, 0}, TR_OK};
+	int kind =
+	    tr_sitemap_parse(res->body.data, res->body.len, (size_t)o->sitemap_max_bytes,
+			     (size_t)o->sitemap_max_urls, on_loc, &lc, &pg->sitemap_truncated);
+	free(lc.seen.slot);
+	if (kind < 0)
+		return kind;
+	pg->sitemap = kind;
+	return lc.rc;
+}
+
 int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_crawl_info *crawl,
 		    const tr_page_opts *o)
 {
@@ -184,6 +282,10 @@ int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_c
 	pg->fp = res->request ? res->request->fingerprint : 0;
 	pg->failed = res->error != TRAWLER__V1__FETCH_ERROR__ERROR_NONE;
 	pg->is_html = tr_page_is_html_type(res->content_type);
+	if (o->sitemaps && !pg->failed && !pg->is_html && res->status >= 200 &&
+	    res->status <= 299 && res->body.len && res->request &&
+	    (tr_request_is_sitemap(res->request) || is_xml_type(res->content_type)))
+		return process_sitemap(pg, o);
 	if (pg->failed || !pg->is_html || res->status < 200 || res->status > 299 || !res->body.len)
 		return TR_OK;
 
@@ -240,8 +342,15 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 		rc = tr_jsonw_kv_int(b, false, "bytes", (long long)r->body.len);
 	if (!rc && r->truncated)
 		rc = tr_jsonw_kv_bool(b, false, "truncated", true);
+	if (!rc && pg->sitemap)
+		rc = tr_jsonw_kv_str(b, false, "sitemap",
+				     pg->sitemap == TR_SITEMAP_INDEX ? "index" : "urlset");
+	if (!rc && pg->sitemap_truncated)
+		rc = tr_jsonw_kv_bool(b, false, "sitemap_truncated", true);
 	if (!rc && r->partial)
 		rc = tr_jsonw_kv_bool(b, false, "partial", true);
+	if (!rc && r->not_modified)
+		rc = tr_jsonw_kv_bool(b, false, "not_modified", true);
 	if (!rc && q && q->method == TRAWLER__V1__METHOD__METHOD_HEAD)
 		rc = tr_jsonw_kv_str(b, false, "method", "HEAD");
 	if (!rc && q && q->attempt > 1)

@@ -10,10 +10,13 @@
 #include "trawler.pb-c.h"
 
 typedef struct tr_page_opts {
-	const tr_scope *scope; /* NULL: the seeds' host:port, no query rules */
-	long max_depth;	       /* links of pages at this depth are not followed */
-	long max_links;	       /* links taken from one page */
-	bool follow_nofollow;  /* also follow rel=nofollow links and meta-nofollow pages */
+	const tr_scope *scope;	/* NULL: the seeds' host:port, no query rules */
+	long max_depth;		/* links of pages at this depth are not followed */
+	long max_links;		/* links taken from one page */
+	bool follow_nofollow;	/* also follow rel=nofollow links and meta-nofollow pages */
+	bool sitemaps;		/* follow the <loc> URLs of sitemaps (sitemap.h) */
+	long sitemap_max_urls;	/* locs taken from one sitemap */
+	long sitemap_max_bytes; /* inflated bytes read from one gzip sitemap */
 } tr_page_opts;
 
 #define TR_PAGE_MAX_FIELD_VALUES 1000 /* values over all fields of one page */
@@ -31,8 +34,10 @@ typedef struct tr_page {
 	uint64_t fp;			     /* fingerprint of the requested URL */
 	bool failed;			     /* transport failure (no HTTP response) */
 	bool is_html;
-	tr_links links; /* every link on the page (HTML 2xx only) */
-	size_t nfollow; /* links to admit: in scope and within depth */
+	int sitemap;		/* TR_SITEMAP_* when the page is a sitemap that was read */
+	bool sitemap_truncated; /* a sitemap cap or an XML error cut it short */
+	tr_links links;		/* every link on the page (HTML 2xx only) */
+	size_t nfollow;		/* links to admit: in scope and within depth */
 	size_t follow_cap;
 	char **follow_urls;	    /* canonical URLs (owned copies) */
 	uint64_t *follow_fps;	    /* their fingerprints */
@@ -52,9 +57,12 @@ bool tr_page_wants_head(const char *url, const char *exts);
 bool tr_page_is_html_type(const char *content_type);
 
 /* Analyse `res` for crawl `crawl`: extract links of a 2xx HTML page, pick
- * those to follow. Returns 0 (pg filled; release with tr_page_clear()) or
- * TR_ENOMEM (pg left empty). Malformed HTML is parsed as far as possible and
- * never fails. Pure computation, thread-safe. */
+ * those to follow. With o->sitemaps, a 2xx body of a request queued as a
+ * sitemap, or with an XML content type, that is a sitemaps.org <urlset> or
+ * <sitemapindex> (gzip too) has its <loc> URLs followed instead (scope and
+ * depth apply; at most o->sitemap_max_urls; an index's URLs are sitemaps). Returns 0 (pg filled;
+ * release with tr_page_clear()) or TR_ENOMEM (pg left empty). Malformed HTML is parsed as far as
+ * possible and never fails. Pure computation, thread-safe. */
 int tr_page_process(tr_page *pg, const Trawler__V1__FetchResult *res, const tr_crawl_info *crawl,
 		    const tr_page_opts *o);
 

@@ -44,6 +44,15 @@ typedef struct tr_settings {
 	long concurrency;
 	double delay;
 	long host_connections;
+	char *politeness; /* host, domain or ip (polite.h) */
+	bool sitemaps;	  /* seed robots.txt Sitemap: URLs and follow sitemaps */
+	long sitemap_max_urls;
+	long sitemap_max_bytes;
+	bool validators;     /* conditional GET with the validator store */
+	long validators_ttl; /* seconds a site's validators are kept */
+	bool revisit;	     /* trawlerctl seed: also the stored URLs of the seed hosts */
+	long revisit_max;
+	char *resolve; /* fixed addresses HOST:PORT:ADDR,... */
 	double timeout;
 	double connect_timeout;
 	long low_speed_limit;

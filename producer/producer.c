@@ -12,6 +12,7 @@
 #include "request.h"
 #include "fetch.h"
 #include "hostq.h"
+#include "ipslots.h"
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -22,6 +23,7 @@
 #include "robots_gate.h"
 #include "redis.h"
 #include "url.h"
+#include "validators.h"
 
 static bool take_skip(prod *p, int32_t partition, int64_t offset);
 
@@ -76,13 +78,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	token *t = m->_private;
 	TR_UNUSED(rk);
 	p->unacked_bytes -= m->len < p->unacked_bytes ? m->len : p->unacked_bytes;
-	if (m->err) {
+	if (m->err && t && t->partition < 0) {
+		/* a sitemap request (no frontier offset): admitted already, the
+		 * lease reaper enqueues it again */
+		tr_log(TR_LOG_WARN, "publishing a sitemap request failed", 1, "error",
+		       rd_kafka_err2str(m->err));
+	} else if (m->err) {
 		/* Not acknowledged: keep the offset uncommitted and stop, so the
 		 * request is redelivered rather than lost. */
 		tr_log(TR_LOG_ERROR, "publishing a result failed", 1, "error",
 		       rd_kafka_err2str(m->err));
 		p->fatal = true;
-	} else if (t) {
+	} else if (t && t->partition >= 0) {
 		p->produced++;
 		offset_done(p, t->partition, t->offset, t->gen);
 	}
@@ -121,6 +128,11 @@ static int publish(prod *p, const char *topic, const char *key, void *value, siz
 	}
 	p->unacked_bytes += len;
 	return TR_OK;
+}
+
+int publish_frontier(prod *p, const char *key, void *value, size_t len)
+{
+	return publish(p, p->s->frontier_topic, key, value, len, -1, -1, p->gen);
 }
 
 static int publish_result(prod *p, const Trawler__V1__FetchResult *res, const char *key,
@@ -171,7 +183,9 @@ static void on_send(void *ctx, void *payload)
 {
 	prod *p = payload;
 	job *j = ctx;
-	tr_hostq_charge_send(p->hq, j->host_key, tr_mono_ms());
+	tr_hostq_charge_send(p->hq, j->polite_key, tr_mono_ms());
+	if (p->polite == TR_POLITE_IP)
+		ipslots_sent(p, j->polite_key, tr_hostq_delay(p->hq, j->polite_key));
 }
 
 /* Timeouts, resets, 429 and 5xx are worth another try. */
@@ -212,7 +226,8 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
 	prod *p = payload;
 	job *j = ctx;
 	int64_t now = tr_mono_ms();
-	tr_hostq_release(p->hq, j->host_key, now);
+	tr_hostq_release(p->hq, j->polite_key, now);
+	ipslots_release(p, j);
 	if (j->is_robots) {
 		robots_gate_done(p, j, res, now);
 		j->req = NULL; /* owned and freed by the fetcher */
@@ -236,8 +251,8 @@ static bool on_fetched(const Trawler__V1__FetchResult *res, void *ctx, void *pay
 		int64_t wait = backoff_ms(p, res, res->request->attempt);
 		j->req = (Trawler__V1__CrawlRequest *)res->request;
 		j->req->attempt++;
-		tr_hostq_defer(p->hq, j->host_key, now + wait);
-		if (tr_hostq_push(p->hq, j->host_key, j) == TR_OK) {
+		tr_hostq_defer(p->hq, j->polite_key, now + wait);
+		if (tr_hostq_push(p->hq, j->polite_key, j) == TR_OK) {
 			p->retries++;
 			tr_metrics_inc(TR_METRIC_RETRIES, NULL, 1);
 			return true;
@@ -274,7 +289,7 @@ static void handover_one(const char *key, int64_t next_ms, void *arg)
 {
 	prod *p = arg;
 	int64_t wait = next_ms - tr_mono_ms();
-	if (wait <= 0)
+	if (wait <= 0 || p->polite == TR_POLITE_IP) /* ip mode: kept there already */
 		return;
 	redisReply *rep = tr_redis_cmd(p->redis, "SET tr:polite:{%s} %lld PX %lld", key,
 				       (long long)(tr_now_ms() + wait), (long long)wait);
@@ -365,9 +380,12 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		job_free(j);
 		return;
 	}
-	if (!tr_hostq_has(p->hq, j->host_key))
-		takeover(p, j->host_key);
-	if (tr_hostq_push(p->hq, j->host_key, j) != TR_OK) {
+	if (tr_polite_key(j->polite_key, sizeof(j->polite_key), p->resolver, req->url, p->polite) !=
+	    TR_OK)
+		memcpy(j->polite_key, j->host_key, sizeof(j->polite_key));
+	if (p->polite != TR_POLITE_IP && !tr_hostq_has(p->hq, j->polite_key))
+		takeover(p, j->polite_key);
+	if (tr_hostq_push(p->hq, j->polite_key, j) != TR_OK) {
 		job_free(j);
 		p->fatal = true;
 	}
@@ -550,7 +568,8 @@ static void robots_start_failed(prod *p, job *rj, int64_t now)
 {
 	Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
 	res.error = TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
-	tr_hostq_release(p->hq, rj->host_key, now);
+	tr_hostq_release(p->hq, rj->polite_key, now);
+	ipslots_release(p, rj);
 	robots_gate_done(p, rj, &res, now);
 	job_free(rj);
 }
@@ -567,12 +586,12 @@ static job *gate(prod *p, job *j, int64_t now)
 		return j;
 	case GATE_DENY:
 		tr_metrics_inc(TR_METRIC_ROBOTS_REFUSALS, NULL, 1);
-		tr_hostq_refund(p->hq, j->host_key);
+		tr_hostq_refund(p->hq, j->polite_key);
 		publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED, why);
 		job_free(j);
 		return NULL;
 	case GATE_PARKED:
-		tr_hostq_refund(p->hq, j->host_key);
+		tr_hostq_refund(p->hq, j->polite_key);
 		return NULL;
 	case GATE_FETCH: {
 		/* the host's start slot goes to its robots.txt */
@@ -580,8 +599,8 @@ static job *gate(prod *p, job *j, int64_t now)
 		if (!rj) { /* out of memory: as if robots.txt did not answer */
 			Trawler__V1__FetchResult res = TRAWLER__V1__FETCH_RESULT__INIT;
 			res.error = TRAWLER__V1__FETCH_ERROR__ERROR_OTHER;
-			tr_hostq_release(p->hq, j->host_key, now);
-			robots_gate_done(p, j, &res, now); /* uses only the host key */
+			tr_hostq_release(p->hq, j->polite_key, now);
+			robots_gate_done(p, j, &res, now); /* uses only the keys */
 		}
 		return rj;
 	}
@@ -595,6 +614,39 @@ static bool output_backed_up(const prod *p)
 	return p->unacked_bytes >= (size_t)p->s->max_unacked_mb << 20;
 }
 
+/* --validators: a GET of the whole page that does not carry validators
+ * already gets those the validator store keeps for its URL (a re-crawl),
+ * so it is sent as a conditional GET. */
+static void add_validators(prod *p, Trawler__V1__CrawlRequest *req)
+{
+	char *etag = NULL, *lm = NULL;
+	if (req->method != TRAWLER__V1__METHOD__METHOD_GET || req->range ||
+	    (req->etag && *req->etag) || (req->last_modified && *req->last_modified))
+		return;
+	if (tr_validators_load(p->redis, req->url, &etag, &lm) != TR_OK)
+		return;
+	/* protobuf-c frees these with the request (they differ from the
+	 * default empty string) */
+	if (etag)
+		req->etag = etag;
+	if (lm)
+		req->last_modified = lm;
+}
+
+/* ip mode: a popped job starts only with its address's cluster-wide slot;
+ * otherwise it goes back to the head of its queue, the address deferred. */
+static bool take_ip_slot(prod *p, job *j, int64_t now)
+{
+	int64_t wait = ipslots_acquire(p, j, j->polite_key, tr_hostq_delay(p->hq, j->polite_key));
+	if (wait <= 0)
+		return true;
+	tr_hostq_refund(p->hq, j->polite_key);
+	tr_hostq_defer(p->hq, j->polite_key, now + wait);
+	if (tr_hostq_push_front(p->hq, j->polite_key, j) != TR_OK)
+		return true; /* out of memory: start it under the local limits */
+	return false;
+}
+
 static void start_ready(prod *p)
 {
 	int64_t now = tr_mono_ms();
@@ -605,14 +657,19 @@ static void start_ready(prod *p)
 			break;
 		if (!(j = gate(p, j, now)))
 			continue;
+		if (p->polite == TR_POLITE_IP && !take_ip_slot(p, j, now))
+			continue;
 		if (j->is_robots) {
 			if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK)
 				robots_start_failed(p, j, now);
 			continue;
 		}
 		tr_log(TR_LOG_DEBUG, "start", 2, "host", j->host_key, "url", j->req->url);
+		if (p->s->validators)
+			add_validators(p, j->req);
 		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
-			tr_hostq_release(p->hq, j->host_key, now);
+			tr_hostq_release(p->hq, j->polite_key, now);
+			ipslots_release(p, j);
 			publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_OTHER,
 				      "cannot start transfer");
 			job_free(j);
@@ -669,6 +726,19 @@ static int setup(prod *p, const tr_settings *s)
 	rd_kafka_queue_io_event_enable(p->cq, p->kpipe[1], "c", 1);
 	p->offs = tr_offsets_new();
 	p->hq = tr_hostq_new((int64_t)(s->delay * 1000), (int)s->host_connections);
+	if (tr_polite_mode_parse(&p->polite, s->politeness) != TR_OK) {
+		tr_log(TR_LOG_ERROR,
+		       "option politeness: invalid value (accepted: host, domain, ip)", 1, "value",
+		       s->politeness);
+		return TR_EINVAL;
+	}
+	if (tr_polite_resolver_new(&p->resolver, s->resolve) != TR_OK) {
+		tr_log(TR_LOG_ERROR,
+		       "option resolve: invalid value (accepted: HOST:PORT:ADDR,... with an IP "
+		       "address)",
+		       1, "value", s->resolve);
+		return TR_EINVAL;
+	}
 	memset(&fo, 0, sizeof(fo));
 	fo.max_body = s->max_body;
 	fo.timeout = s->timeout;
@@ -684,6 +754,7 @@ static int setup(prod *p, const tr_settings *s)
 	fo.ca_file = s->ca_file;
 	fo.content_types = s->content_types;
 	fo.worker_id = s->worker_id;
+	fo.resolve = s->resolve;
 	if (s->robots && !(p->robots = robots_gate_new(s->user_agent)))
 		return TR_ENOMEM;
 	if (!p->offs || !p->hq)
@@ -714,6 +785,7 @@ static void teardown(prod *p)
 	tr_fetcher_free(p->fetcher);
 	robots_gate_free(p->robots);
 	tr_hostq_free(p->hq, job_free);
+	tr_polite_resolver_free(p->resolver);
 	tr_offsets_free(p->offs);
 	for (int32_t i = 0; i < p->nskips; i++)
 		free(p->skips[i].r);

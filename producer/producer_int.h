@@ -6,6 +6,7 @@
 #include "hostq.h"
 #include "kafka.h"
 #include "offsets.h"
+#include "polite.h"
 #include "redis.h"
 #include "settings.h"
 
@@ -20,7 +21,9 @@ typedef struct job {
 	int32_t partition;
 	int64_t offset;
 	uint32_t gen;
-	char host_key[HOST_KEY_MAX];
+	char host_key[HOST_KEY_MAX];   /* host:port: robots.txt, result key */
+	char polite_key[HOST_KEY_MAX]; /* politeness group: the hostq key (polite.h) */
+	uint64_t slot;		       /* per-IP Redis slot held (ipslots.h), 0 = none */
 	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
 } job;
 
@@ -43,7 +46,10 @@ typedef struct prod {
 	size_t unacked_bytes; /* published, delivery not reported yet */
 	uint32_t gen;	      /* bumped at every rebalance: older tokens are stale */
 	tr_offsets *offs;
-	tr_hostq *hq;
+	tr_hostq *hq; /* keyed by politeness group */
+	tr_polite_mode polite;
+	tr_polite_resolver *resolver; /* ip mode */
+	uint64_t next_slot;
 	tr_fetcher *fetcher;
 	tr_redis *redis;
 	struct robots_gate *robots;
@@ -66,5 +72,10 @@ void job_free(void *p);
 /* Publish the one result of a request that was not fetched (bad URL,
  * robots.txt refusal, ...). */
 void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg);
+
+/* Publish a packed CrawlRequest (`value`, malloc'd, ownership moves here)
+ * to the frontier under `key`; no frontier offset waits for it. A failed
+ * delivery is logged (the lease reaper enqueues the URL again). */
+int publish_frontier(prod *p, const char *key, void *value, size_t len);
 
 #endif

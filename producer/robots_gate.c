@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crawlstate.h"
 #include "log.h"
 #include "robots.h"
 #include "robots_gate.h"
+#include "url.h"
 
 #define ROBOTS_BODY_MAX (500 * 1024) /* RFC 9309 2.5: parse at least 500 KiB */
 #define TABLE_SIZE 4096
@@ -20,6 +22,7 @@ typedef struct entry {
 	bool unavailable; /* rules are "disallow all" after repeated 5xx/errors */
 	int64_t expires_ms;
 	int failures;
+	char *sitemap_crawl; /* crawl the Sitemap: URLs were last admitted to */
 	job **parked;
 	size_t nparked, cap;
 	struct entry *next;
@@ -71,6 +74,7 @@ void robots_gate_free(struct robots_gate *g)
 			free(e->parked);
 			tr_robots_free(e->rules);
 			free(e->host_key);
+			free(e->sitemap_crawl);
 			free(e);
 			e = next;
 		}
@@ -117,19 +121,24 @@ static const char *path_of(const char *url)
 	return p ? p : "/";
 }
 
-static void set_rules(prod *p, entry *e, tr_robots *rules, int64_t now_ms, int64_t ttl_ms)
+/* Install rules; a Crawl-delay raises the delay of the host's politeness
+ * group `polite_key` (the largest of its hosts' applies). */
+static void set_rules(prod *p, entry *e, tr_robots *rules, int64_t now_ms, int64_t ttl_ms,
+		      const char *polite_key)
 {
 	tr_robots_free(e->rules);
 	e->rules = rules;
+	free(e->sitemap_crawl); /* new rules: their sitemaps are admitted again */
+	e->sitemap_crawl = NULL;
 	e->state = ST_READY;
 	e->expires_ms = now_ms + ttl_ms;
 	int64_t cd = tr_robots_crawl_delay_ms(rules);
 	if (cd > 0)
-		tr_hostq_set_delay(p->hq, e->host_key, cd); /* only raises the delay */
+		tr_hostq_set_delay(p->hq, polite_key, cd); /* only raises the delay */
 }
 
 /* Rules from the cluster cache: "STATUS\n" + body. */
-static bool load_cached(prod *p, entry *e, int64_t now_ms)
+static bool load_cached(prod *p, entry *e, int64_t now_ms, const char *polite_key)
 {
 	bool ok = false;
 	redisReply *rep = tr_redis_cmd(p->redis, "GET tr:robots:{%s}", e->host_key);
@@ -151,7 +160,7 @@ static bool load_cached(prod *p, entry *e, int64_t now_ms)
 			   ? ttl->integer
 			   : (int64_t)(p->s->robots_ttl * 1000);
 	e->unavailable = false;
-	set_rules(p, e, rules, now_ms, left);
+	set_rules(p, e, rules, now_ms, left, polite_key);
 	ok = true;
 out:
 	if (rep)
@@ -159,6 +168,84 @@ out:
 	if (ttl)
 		freeReplyObject(ttl);
 	return ok;
+}
+
+/* Publish the admitted sitemap `url` of crawl `cid` as a seed-like request
+ * (depth 0) marked "sitemap" (the consumer reads its <loc> URLs). */
+static void publish_sitemap(prod *p, const char *cid, char *url, uint64_t fp)
+{
+	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
+	Trawler__V1__CrawlRequest__MetadataEntry meta =
+	    TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
+	Trawler__V1__CrawlRequest__MetadataEntry *metas[1] = {&meta};
+	char key[HOST_KEY_MAX];
+	meta.key = (char *)"sitemap";
+	meta.value = (char *)"1";
+	rq.url = url;
+	rq.crawl_id = (char *)cid;
+	rq.attempt = 1;
+	rq.fingerprint = fp;
+	rq.enqueued_at_ms = tr_now_ms();
+	rq.n_metadata = 1;
+	rq.metadata = metas;
+	if (tr_polite_frontier_key(key, sizeof(key), url, p->polite) != TR_OK)
+		return;
+	size_t len = trawler__v1__crawl_request__get_packed_size(&rq);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return;
+	trawler__v1__crawl_request__pack(&rq, buf);
+	if (publish_frontier(p, key, buf, len) == TR_OK)
+		tr_log(TR_LOG_INFO, "sitemap admitted from robots.txt", 2, "crawl", cid, "url",
+		       url);
+}
+
+/* --sitemaps: admit the file's Sitemap: URLs to crawl `cid` (dedup
+ * applies) and publish the new ones to the frontier, marked as sitemaps.
+ * In scope: the robots.txt's own host:port or a seed host of the crawl.
+ * Once per entry and crawl (again after a robots.txt refresh). */
+static void seed_sitemaps(prod *p, entry *e, const char *cid)
+{
+	const char *const *urls = NULL;
+	size_t n = tr_robots_sitemaps(e->rules, &urls), m = 0;
+	tr_crawl_info info;
+	char *canon[TR_ROBOTS_MAX_SITEMAPS];
+	uint64_t fps[TR_ROBOTS_MAX_SITEMAPS];
+	unsigned char dec[TR_ROBOTS_MAX_SITEMAPS];
+	if (!p->s->sitemaps || !cid || !*cid ||
+	    (e->sitemap_crawl && strcmp(e->sitemap_crawl, cid) == 0))
+		return;
+	free(e->sitemap_crawl);
+	e->sitemap_crawl = strdup(cid);
+	if (!n || tr_crawl_info_load(p->redis, cid, &info) != TR_OK)
+		return;
+	for (size_t i = 0; i < n && m < TR_ROBOTS_MAX_SITEMAPS; i++) {
+		char key[HOST_KEY_MAX];
+		char *c = NULL;
+		if (tr_url_canonicalize(&c, urls[i]) != TR_OK)
+			continue;
+		if (tr_url_host_key(key, sizeof(key), c) != TR_OK ||
+		    (strcmp(key, e->host_key) != 0 && !tr_crawl_in_scope(&info, key))) {
+			free(c);
+			continue;
+		}
+		canon[m] = c;
+		fps[m] = tr_url_fingerprint(c, strlen(c));
+		m++;
+	}
+	if (m && tr_crawl_admit(p->redis, &info, 0, 0, fps, canon, m, dec) != TR_OK) {
+		tr_log(TR_LOG_WARN, "cannot admit sitemaps (tried again later)", 1, "host",
+		       e->host_key);
+		memset(dec, TR_ADMIT_SKIP, sizeof(dec));
+		free(e->sitemap_crawl);
+		e->sitemap_crawl = NULL;
+	}
+	for (size_t i = 0; i < m; i++) {
+		if (dec[i] == TR_ADMIT_NEW || dec[i] == TR_ADMIT_AGAIN)
+			publish_sitemap(p, cid, canon[i], fps[i]);
+		free(canon[i]);
+	}
+	tr_crawl_info_clear(&info);
 }
 
 gate_verdict robots_gate_check(prod *p, job *j, int64_t now_ms, const char **deny_msg)
@@ -170,8 +257,9 @@ gate_verdict robots_gate_check(prod *p, job *j, int64_t now_ms, const char **den
 	if (e->state == ST_READY && now_ms >= e->expires_ms && e->nparked == 0)
 		e->state = ST_UNKNOWN;
 	if (e->state == ST_UNKNOWN && e->failures == 0)
-		load_cached(p, e, now_ms);
+		load_cached(p, e, now_ms, j->polite_key);
 	if (e->state == ST_READY) {
+		seed_sitemaps(p, e, j->req->crawl_id);
 		if (tr_robots_allowed(e->rules, path_of(j->req->url)))
 			return GATE_ALLOW;
 		*deny_msg = e->unavailable ? "robots.txt unavailable (server error or no answer)"
@@ -214,6 +302,7 @@ job *robots_gate_fetch_job(const job *like)
 	rj->offset = -1;
 	rj->is_robots = true;
 	snprintf(rj->host_key, sizeof(rj->host_key), "%s", like->host_key);
+	snprintf(rj->polite_key, sizeof(rj->polite_key), "%s", like->polite_key);
 	return rj;
 }
 
@@ -258,7 +347,7 @@ void robots_gate_done(prod *p, const job *rj, const Trawler__V1__FetchResult *re
 		}
 		e->failures = 0;
 		e->unavailable = false;
-		set_rules(p, e, rules, now_ms, ttl_ms);
+		set_rules(p, e, rules, now_ms, ttl_ms, rj->polite_key);
 	} else {
 		/* 5xx or no answer: RFC 9309 2.3.1.4, assume complete disallow;
 		 * retry later, and give up after --max-attempts tries */
@@ -271,16 +360,16 @@ void robots_gate_done(prod *p, const job *rj, const Trawler__V1__FetchResult *re
 			e->unavailable = true;
 			e->failures = 0;
 			set_rules(p, e, tr_robots_new_disallow_all(), now_ms,
-				  (int64_t)(p->s->robots_retry * 1000));
+				  (int64_t)(p->s->robots_retry * 1000), rj->polite_key);
 		} else {
 			e->state = ST_UNKNOWN;
-			tr_hostq_defer(p->hq, rj->host_key,
+			tr_hostq_defer(p->hq, rj->polite_key,
 				       now_ms + (int64_t)(p->s->robots_retry * 1000));
 		}
 	}
 	/* parked jobs go back to their host queue and pass the gate again */
 	for (size_t i = 0; i < e->nparked; i++)
-		if (tr_hostq_push(p->hq, e->host_key, e->parked[i]) != TR_OK)
+		if (tr_hostq_push(p->hq, e->parked[i]->polite_key, e->parked[i]) != TR_OK)
 			job_free(e->parked[i]);
 	g->parked -= e->nparked;
 	e->nparked = 0;

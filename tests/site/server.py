@@ -37,6 +37,11 @@ Per-listener modes. HOST:PORT is the --listen argument as given (e.g.
                                  /robots.txt answers CODE (e.g. 503): always,
                                  or only the first N times, then the static
                                  file (or 404) as usual
+  --validators HOST:PORT         static files get an ETag (hash of the
+                                 content) and a Last-Modified (file mtime),
+                                 and 304 for a matching If-None-Match or,
+                                 without one, an If-Modified-Since not
+                                 before the mtime
 
 Special endpoints: a table of path prefix -> handler (see ROUTES and
 @route). Each handler gets a Request and returns a Response. Endpoints
@@ -110,6 +115,7 @@ import calendar
 import datetime
 import email.utils
 import gzip
+import hashlib
 import html
 import ipaddress
 import itertools
@@ -888,7 +894,32 @@ def static_file(req):
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError,
             PermissionError):
         return not_found()
-    return Response(200, data, content_type_for(rel))
+    if not req.server.validators:
+        return Response(200, data, content_type_for(rel))
+    return conditional_static(req, fp, data, content_type_for(rel))
+
+
+def conditional_static(req, fp, data, ctype):
+    """--validators: ETag from the content, Last-Modified from the mtime;
+    If-None-Match decides when present (RFC 9110 13.2.2), else
+    If-Modified-Since."""
+    tag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+    mtime = int(os.stat(fp).st_mtime)
+    hdrs = [("ETag", tag), ("Last-Modified", email.utils.formatdate(mtime, usegmt=True))]
+    inm = req.headers.get("If-None-Match")
+    ims = req.headers.get("If-Modified-Since")
+    fresh = False
+    if inm is not None:
+        tags = [t.strip() for t in inm.split(",")]
+        fresh = "*" in tags or tag in tags or f"W/{tag}" in tags
+    elif ims:
+        try:
+            fresh = email.utils.parsedate_to_datetime(ims).timestamp() >= mtime
+        except (TypeError, ValueError):
+            fresh = False
+    if fresh:
+        return Response(304, b"", None, headers=hdrs)
+    return Response(200, data, ctype, headers=hdrs)
 
 
 def dispatch(req):
@@ -1183,6 +1214,7 @@ class SiteHTTPServer(ThreadingHTTPServer):
         self.connlog = connlog
         self.slow = 0.0            # --slow: seconds added to every response
         self.robots_status = None  # --robots-status: (code, limit or None)
+        self.validators = False    # --validators: ETag/Last-Modified, 304
 
 
 def parse_listen(s):
@@ -1246,6 +1278,8 @@ def main(argv=None):
                     type=lambda v: parse_mode(v, "--robots-status"),
                     help="HOST:PORT=CODE[xN]: /robots.txt answers CODE "
                     "(the first N times)")
+    ap.add_argument("--validators", action="append", default=[],
+                    help="HOST:PORT: static files get ETag/Last-Modified and 304s")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -1267,6 +1301,8 @@ def main(argv=None):
             listener_for(where, specs, servers, "--slow").slow = secs
         for where, mode in args.robots_status:
             listener_for(where, specs, servers, "--robots-status").robots_status = mode
+        for where in args.validators:
+            listener_for(where, specs, servers, "--validators").validators = True
     except ValueError as e:
         print(f"server.py: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,64 @@
+/* polite.h - politeness groups: which requests share one delay and one
+ * connection cap. A group is a host:port (default), a registrable domain
+ * (libpsl) or a resolved IP address.
+ *
+ * The frontier key (the Kafka message key of a CrawlRequest) decides which
+ * producer owns a request; the politeness key decides which per-group
+ * queue it waits in inside that producer. robots.txt stays per host:port
+ * whatever the mode (tr_url_host_key()).
+ *
+ *   mode    frontier key        politeness key
+ *   host    host:port           host:port
+ *   domain  registrable domain  registrable domain
+ *   ip      host:port           the address the host resolves to
+ *
+ * In domain mode a host without a registrable domain (an IP literal, a
+ * public suffix) is its own group: the host without the port, so two ports
+ * of one address are one group. In ip mode the address is known only after
+ * DNS, so the producer resolves it (tr_polite_key()); requests of one
+ * address can then sit in several producers, which coordinate through
+ * Redis (producer/ipslots.c).
+ */
+#ifndef TR_POLITE_H
+#define TR_POLITE_H
+
+#include "common.h"
+
+typedef enum {
+	TR_POLITE_HOST = 0, /* host:port */
+	TR_POLITE_DOMAIN,   /* registrable domain */
+	TR_POLITE_IP	    /* resolved address */
+} tr_polite_mode;
+
+/* Parse "host", "domain" or "ip". Returns 0 and *out, or TR_EINVAL. */
+int tr_polite_mode_parse(tr_polite_mode *out, const char *s);
+
+/* Write the frontier (Kafka) key of the absolute http(s) URL `url` for
+ * `mode` into out (outlen bytes with the NUL). Returns 0; TR_EINVAL for a
+ * URL tr_url_host_key() rejects; TR_ETOOBIG when out is too small. Out is
+ * untouched on failure. Thread-safe, no I/O. */
+int tr_polite_frontier_key(char *out, size_t outlen, const char *url, tr_polite_mode mode);
+
+/* A resolver for ip mode: a cache of host -> address (60 s, at most
+ * TR_POLITE_DNS_MAX hosts; the whole cache is dropped when full) and fixed
+ * entries "HOST:PORT:ADDR,..." (curl's --resolve format, also given to
+ * libcurl so both agree). Not thread-safe. */
+#define TR_POLITE_DNS_MAX 4096
+typedef struct tr_polite_resolver tr_polite_resolver;
+
+/* New resolver with the fixed entries of `fixed` ("" or NULL: none).
+ * Returns 0 and *out (free with tr_polite_resolver_free()), TR_EINVAL for a
+ * malformed list, or TR_ENOMEM. */
+int tr_polite_resolver_new(tr_polite_resolver **out, const char *fixed);
+void tr_polite_resolver_free(tr_polite_resolver *r);
+
+/* Write the politeness key of `url` into out. Host and domain modes as
+ * above (r may be NULL). In ip mode the address of the URL's host: a fixed
+ * entry, an IP literal, or the first address getaddrinfo() returns (this
+ * blocks for a host not in the cache); when resolution fails the key is
+ * host:port (the fetch then reports the DNS error). Returns 0, TR_EINVAL
+ * for a bad URL, TR_ETOOBIG; out is untouched on failure. */
+int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
+		  tr_polite_mode mode);
+
+#endif
