@@ -280,8 +280,8 @@ static void reap(cons *c)
 		if (c->txn) {
 			/* a failed commit loses the re-enqueued copies; their lease
 			 * was renewed, so they come again one lease later */
-			int st = txn_check(rd_kafka_commit_transaction(c->kp, -1),
-					   "commit_transaction");
+			int st =
+			    txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
 			if (st == TXN_OK)
 				c->in_txn = false;
 			else if (st == TXN_FATAL || txn_abort(c) != TR_OK)
@@ -497,7 +497,7 @@ static int claim_batch(cons *c, item *items, int n, bool redirects)
 				continue;
 			handled[j] = true;
 			if (redirects && !(it->redir_url && (it->redir_decision == TR_ADMIT_NEW ||
-							      it->redir_decision == TR_ADMIT_AGAIN)))
+							     it->redir_decision == TR_ADMIT_AGAIN)))
 				continue;
 			claim_of(c, it, &claims[k]);
 			if (redirects)
@@ -537,7 +537,9 @@ static int txn_check(rd_kafka_error_t *e, const char *call)
 		rc = TXN_FATAL; /* neither: librdkafka advises treating it as fatal */
 	tr_log(rc == TXN_RETRY ? TR_LOG_WARN : TR_LOG_ERROR, "Kafka transaction call failed", 3,
 	       "call", call, "error", rd_kafka_error_string(e), "then",
-	       rc == TXN_RETRY ? "retry" : rc == TXN_ABORT ? "abort and rewind" : "stop");
+	       rc == TXN_RETRY	 ? "retry"
+	       : rc == TXN_ABORT ? "abort and rewind"
+				 : "stop");
 	rd_kafka_error_destroy(e);
 	return rc;
 }
@@ -614,7 +616,8 @@ static int txn_commit(cons *c, item *items, int n)
 		fault_crash(c, FAULT_BEFORE_COMMIT);
 		st = TXN_RETRY;
 		for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++)
-			st = txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
+			st =
+			    txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
 	}
 	if (st == TXN_OK) {
 		c->in_txn = false;
@@ -821,8 +824,8 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	/* every link must be acknowledged before its page is marked done (in
 	 * transactional mode the commit below waits for them) */
 	c->delivery_errors = 0;
-	if (!c->txn && (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-			c->delivery_errors)) {
+	if (!c->txn &&
+	    (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || c->delivery_errors)) {
 		tr_log(TR_LOG_ERROR, "Kafka did not acknowledge the batch", 0);
 		c->fatal = true;
 		goto out;

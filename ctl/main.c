@@ -32,8 +32,8 @@
 	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
 	"  stats                Redis memory of crawl --crawl-id: bytes per URL, Bloom error\n"    \
 	"  delete-topics        delete the four topics (a finished run's own topics)\n"            \
-	"  dump-items           print the items topic as JSON lines, as a read_committed\n"     \
-	"                       reader sees it (--kafka.isolation.level=read_uncommitted: all)\n" \
+	"  dump-items           print the items topic as JSON lines, as a read_committed\n"        \
+	"                       reader sees it (--kafka.isolation.level=read_uncommitted: all)\n"  \
 	"  options-doc          print the options reference (markdown)"
 
 /* Is the URL's host a literal private/loopback address (not exempted by
@@ -511,7 +511,9 @@ static int cmd_dump_items(const tr_settings *s)
 	rd_kafka_topic_destroy(t);
 	if (e || md->topic_cnt != 1 || md->topics[0].err) {
 		fprintf(stderr, "trawlerctl: cannot read topic %s: %s\n", s->items_topic,
-			rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err : e));
+			rd_kafka_err2str(e		 ? e
+					 : md->topic_cnt ? md->topics[0].err
+							 : e));
 		goto out;
 	}
 	nparts = md->topics[0].partition_cnt;

@@ -488,7 +488,7 @@ out:
 }
 
 int tr_crawl_claim_pages(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps,
-		   const tr_crawl_claim *claims, size_t n, unsigned char *results)
+			 const tr_crawl_claim *claims, size_t n, unsigned char *results)
 {
 	int rc = TR_EIO;
 	char meta[160], prefix[160];

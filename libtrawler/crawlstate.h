@@ -139,10 +139,10 @@ typedef struct tr_crawl_claim {
 	bool failed; /* the fetch failed (counted as failed when done) */
 } tr_crawl_claim;
 
-#define TR_CLAIM_DONE 0	 /* not pending: finished already, produce nothing */
-#define TR_CLAIM_MINE 1	 /* claimed by (or already for) this message: process */
-#define TR_CLAIM_OTHER 2 /* claimed by another message: it produces the outputs */
-#define TR_CLAIM_LEN 300 /* formatted claim, with its terminating NUL */
+#define TR_CLAIM_DONE 0	     /* not pending: finished already, produce nothing */
+#define TR_CLAIM_MINE 1	     /* claimed by (or already for) this message: process */
+#define TR_CLAIM_OTHER 2     /* claimed by another message: it produces the outputs */
+#define TR_CLAIM_LEN 300     /* formatted claim, with its terminating NUL */
 #define TR_CLAIMS_MAX 100000 /* claims read at once by tr_crawl_claims_list */
 
 /* Claim `n` pending URLs for the pages messages `claims[i]`, one script
@@ -154,7 +154,7 @@ typedef struct tr_crawl_claim {
  * offsets tell, see docs/guarantees.md). Returns 0 or TR_EIO (nothing known;
  * retrying is safe). Does network I/O. */
 int tr_crawl_claim_pages(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps,
-		   const tr_crawl_claim *claims, size_t n, unsigned char *results);
+			 const tr_crawl_claim *claims, size_t n, unsigned char *results);
 
 /* Write claim `c` as "partition|offset|failed|topic" into out (len bytes). */
 void tr_crawl_claim_format(char *out, size_t len, const tr_crawl_claim *c);

@@ -188,9 +188,16 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 rd_kafka_t *tr_kafka_reader_new(const tr_settings *s, char *err, size_t errlen)
 {
 	static const char *const kv[] = {
-	    "group.id",		 "trawlerctl-reader", /* never joined: assign() only */
-	    "enable.auto.commit", "false",	      "enable.auto.offset.store", "false",
-	    "enable.partition.eof", "true",	      "isolation.level",	  "read_committed",
+	    "group.id",
+	    "trawlerctl-reader", /* never joined: assign() only */
+	    "enable.auto.commit",
+	    "false",
+	    "enable.auto.offset.store",
+	    "false",
+	    "enable.partition.eof",
+	    "true",
+	    "isolation.level",
+	    "read_committed",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;

@@ -20,8 +20,8 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s, const char *txn_id,
 				  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
 				  void *opaque, char *err, size_t errlen);
 
-/* New consumer in `group`, isolation.level=read_committed: manual offset store (enable.auto.offset.store=
- * false) with auto commit of stored offsets when `auto_commit`, else no
+/* New consumer in `group`, isolation.level=read_committed: manual offset store
+ * (enable.auto.offset.store= false) with auto commit of stored offsets when `auto_commit`, else no
  * auto commit at all; at most `prefetch_kb` KiB of messages fetched ahead.
  * `rebalance_cb` may be NULL. Returns NULL with a message in err on
  * failure. */

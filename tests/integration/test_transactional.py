@@ -80,7 +80,7 @@ def stop(p):
     return p.returncode
 
 
-def scenario(chk, tmp, name, server_host, pages, fault=None, lease=2):
+def scenario(chk, tmp, name, server_host, pages, fault=None, lease=2, before_stop=None):
     cid = f"txn-{name}-{os.getpid()}"
     env = dict(os.environ)
     env.update({
@@ -127,6 +127,8 @@ def scenario(chk, tmp, name, server_host, pages, fault=None, lease=2):
         chk.check(w.returncode == 0, f"{name}: completion detected", w.stdout + w.stderr)
         chk.check(st["admitted"] == st["done"] == len(pages) and st["pending"] == 0,
                   f"{name}: Redis admitted == done == {len(pages)}, pending == 0", str(st))
+        if before_stop:
+            before_stop()
     finally:
         rcs = [stop(p) for p in procs]
     chk.check(all(rc in (0, -signal.SIGKILL) for rc in rcs),
@@ -174,8 +176,17 @@ def main():
                       "claims", lib.tail(log2, 20))
 
             # 3. a page re-enqueued by the lease while its first fetch runs
-            scenario(chk, tmp, "reaped", c, pc)
-            slow = [x for x in server.read_log() if x["path"] == "/__slow/4"]
+            def slow_fetches():
+                return [x for x in server.read_log() if x["path"] == "/__slow/4"]
+
+            def second_copy_consumed():
+                # the crawl completes with the first copy; the second one's
+                # result must reach the consumer before it is stopped
+                lib.wait_until(lambda: len(slow_fetches()) >= 2, 20, 0.2)
+                time.sleep(3)
+
+            scenario(chk, tmp, "reaped", c, pc, before_stop=second_copy_consumed)
+            slow = slow_fetches()
             chk.check(len(slow) >= 2, f"reaped: the slow page was fetched {len(slow)} times "
                       "(re-enqueued by the lease while in flight)")
             server.stop()
