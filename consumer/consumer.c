@@ -270,12 +270,11 @@ static void reap(cons *c)
 		    !tr_crawl_reap_lock(c->redis, c->crawls[i].crawl_id, c->s->worker_id, every))
 			continue;
 		/* claimed URLs are never re-enqueued; those whose message has
-		 * committed are marked done here */
-		if (c->txn) {
-			settle_claims(c, &c->crawls[i]);
-			if (txn_begin(c) != TR_OK)
-				break;
-		}
+		 * committed are marked done here (also without --transactional:
+		 * claims left by transactional workers of the same crawl) */
+		settle_claims(c, &c->crawls[i]);
+		if (c->txn && txn_begin(c) != TR_OK)
+			break;
 		int n = tr_crawl_reap(c->redis, &c->crawls[i], lease_ms, republish, &rc);
 		if (c->txn) {
 			/* a failed commit loses the re-enqueued copies; their lease
