@@ -73,7 +73,8 @@ typedef struct item {
 #define TXN_RETRY 1 /* retriable: call again */
 #define TXN_ABORT 2 /* abort the transaction and rewind the batch */
 #define TXN_FATAL 3 /* stop without committing */
-#define TXN_TRIES 5
+#define TXN_TRIES                                                                                  \
+	8 /* tries of a call that fails retriably: 0.25 s doubling to 4 s between, ~16 s */
 
 #define FAULT_BEFORE_COMMIT 1
 #define FAULT_AFTER_COMMIT 2
@@ -543,6 +544,13 @@ static int txn_check(rd_kafka_error_t *e, const char *call)
 	return rc;
 }
 
+/* Before try `attempt` (from 0) of a call that failed retriably. */
+static void txn_backoff(int attempt)
+{
+	if (attempt > 0)
+		usleep(attempt >= 5 ? 4000000u : 250000u << (attempt - 1));
+}
+
 static int txn_begin(cons *c)
 {
 	if (txn_check(rd_kafka_begin_transaction(c->kp), "begin_transaction") != TXN_OK) {
@@ -556,8 +564,10 @@ static int txn_begin(cons *c)
 static int txn_abort(cons *c)
 {
 	int st = TXN_RETRY;
-	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++)
+	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+		txn_backoff(attempt);
 		st = txn_check(rd_kafka_abort_transaction(c->kp, -1), "abort_transaction");
+	}
 	c->in_txn = false;
 	return st == TXN_OK ? TR_OK : TR_EIO;
 }
@@ -608,15 +618,19 @@ static int txn_commit(cons *c, item *items, int n)
 	int rc = TR_EIO, st = TXN_RETRY;
 	rd_kafka_topic_partition_list_t *l = batch_offsets(c, items, n, false);
 	rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(c->kc);
-	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++)
+	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+		txn_backoff(attempt);
 		st = txn_check(rd_kafka_send_offsets_to_transaction(c->kp, l, gm, 30000),
 			       "send_offsets_to_transaction");
+	}
 	if (st == TXN_OK) {
 		fault_crash(c, FAULT_BEFORE_COMMIT);
 		st = TXN_RETRY;
-		for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++)
+		for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+			txn_backoff(attempt);
 			st =
 			    txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
+		}
 	}
 	if (st == TXN_OK) {
 		c->in_txn = false;
