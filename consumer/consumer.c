@@ -73,8 +73,8 @@ typedef struct item {
 #define TXN_RETRY 1 /* retriable: call again */
 #define TXN_ABORT 2 /* abort the transaction and rewind the batch */
 #define TXN_FATAL 3 /* stop without committing */
-#define TXN_TRIES                                                                                  \
-	8 /* tries of a call that fails retriably: 0.25 s doubling to 4 s between, ~16 s */
+/* tries of a call that fails retriably: 0.25 s doubling to 4 s between, ~16 s */
+#define TXN_TRIES 8
 
 #define FAULT_BEFORE_COMMIT 1
 #define FAULT_AFTER_COMMIT 2
