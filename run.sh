@@ -7,7 +7,8 @@
 # usage: ./run.sh [--out DIR] [--allow-private] [--delay SECONDS]
 #                 [--host-connections N] [--producers N] [--consumers M]
 #                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
-#                 [--plugin PATH]... [--warc] [--extract FILE] URL...
+#                 [--plugin PATH]... [--warc] [--extract FILE]
+#                 [--items] [--transactional] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -23,6 +24,8 @@ MAX_DEPTH=""
 TIMEOUT=0
 PLUGINS=""
 WARC=0
+ITEMS=0
+TXN=0
 SEEDS=()
 EXTRACT=""
 
@@ -66,6 +69,8 @@ while [ $# -gt 0 ]; do
     --plugin) need_value "$@"; add_plugin "$2"; shift 2 ;;
     --plugin=*) add_plugin "${1#*=}"; shift ;;
     --warc) WARC=1; shift ;;
+    --items) ITEMS=1; shift ;;
+    --transactional) TXN=1; shift ;;
     --extract) need_value "$@"; EXTRACT=$2; shift 2 ;;
     --extract=*) EXTRACT=${1#*=}; shift ;;
     -h|--help) usage ;;
@@ -119,6 +124,9 @@ CONSUMER_OPTS=(--out "$OUT" --group "trawler-consumers.$CRAWL_ID")
 [ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
 [ -n "$PLUGINS" ] && CONSUMER_OPTS+=(--plugin "$PLUGINS")
 [ "$WARC" = 1 ] && CONSUMER_OPTS+=(--warc)
+[ "$ITEMS" = 1 ] && CONSUMER_OPTS+=(--items)
+# Kafka transactions per batch: items and frontier links read_committed once
+[ "$TXN" = 1 ] && CONSUMER_OPTS+=(--transactional)
 if [ -n "$EXTRACT" ]; then
   [ -r "$EXTRACT" ] || die "--extract $EXTRACT: no such readable file"
   CONSUMER_OPTS+=(--extract "$(cd "$(dirname "$EXTRACT")" && pwd -P)/$(basename "$EXTRACT")")

@@ -2,7 +2,14 @@
  * admit new links in Redis (one pipelined round trip), publish them to the
  * frontier and wait for the acks, append pages.jsonl and make it durable,
  * mark the pages done in Redis, then commit the pages offsets. A crash at
- * any point redelivers the batch; Redis scripts keep the counts exact. */
+ * any point redelivers the batch; Redis scripts keep the counts exact.
+ *
+ * Transactional mode (--transactional): the batch's Kafka outputs and its
+ * offsets are one Kafka transaction, each page is claimed in Redis for its
+ * message first, and pages are marked done after the commit; claims left by
+ * a crash are settled against the group's committed offsets (see
+ * docs/guarantees.md for the crash points). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +54,11 @@ typedef struct cons {
 	long fault_skip; /* links still to drop (--fault-skip-publish) */
 	int64_t next_reap;
 	bool fatal;
+	bool txn;	 /* --transactional */
+	bool in_txn;	 /* a transaction is open */
+	bool settle_due; /* partitions were assigned: settle leftover claims */
+	int fault_point; /* --fault-crash-point: 0 none, FAULT_* */
+	long batches;	 /* batches with pages so far (fault injection) */
 	unsigned long long pages, links_new, dead;
 } cons;
 
@@ -60,7 +72,36 @@ typedef struct item {
 	char *redir_url; /* final URL of a redirected fetch, marked seen + done */
 	uint64_t redir_fp;
 	unsigned char redir_decision;
+	bool skip; /* transactional: another message produces (or produced) its outputs */
 } item;
+
+#define TXN_OK 0
+#define TXN_RETRY 1 /* retriable: call again */
+#define TXN_ABORT 2 /* abort the transaction and rewind the batch */
+#define TXN_FATAL 3 /* stop without committing */
+/* tries of a call that fails retriably: 0.25 s doubling to 4 s between, ~16 s */
+#define TXN_TRIES 8
+
+#define FAULT_BEFORE_COMMIT 1
+#define FAULT_AFTER_COMMIT 2
+
+/* A page whose links, outputs and done mark this batch produces. */
+static bool active(const item *it)
+{
+	return it->crawl && !it->skip;
+}
+
+/* Testing only: die like kill -9 at a transactional crash point. */
+static void fault_crash(cons *c, int point)
+{
+	if (c->fault_point != point || c->batches != c->s->fault_crash_batch)
+		return;
+	/* the open transaction's messages reach the broker first, so that a
+	 * read_uncommitted reader can see what the abort hides */
+	rd_kafka_flush(c->kp, 10000);
+	tr_log(TR_LOG_WARN, "fault injection: SIGKILL", 1, "point", c->s->fault_crash_point);
+	raise(SIGKILL);
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -198,6 +239,11 @@ static void publish_link(cons *c, const item *it, size_t k)
 	publish_request(c, &rq);
 }
 
+static void settle_claims(cons *c, const tr_crawl_info *crawl);
+static int txn_check(rd_kafka_error_t *e, const char *call);
+static int txn_begin(cons *c);
+static int txn_abort(cons *c);
+
 struct reap_ctx {
 	cons *c;
 	const tr_crawl_info *crawl;
@@ -235,16 +281,33 @@ static void reap(cons *c)
 		return;
 	c->next_reap = now + every;
 	crawl_get(c, c->s->crawl_id); /* the configured crawl, even if unseen */
-	for (int i = 0; i < c->ncrawls; i++) {
+	for (int i = 0; i < c->ncrawls && !c->fatal; i++) {
 		struct reap_ctx rc = {c, &c->crawls[i]};
 		if (!c->crawls[i].crawl_id[0] ||
 		    !tr_crawl_reap_lock(c->redis, c->crawls[i].crawl_id, c->s->worker_id, every))
 			continue;
+		/* claimed URLs are never re-enqueued; those whose message has
+		 * committed are marked done here (also without --transactional:
+		 * claims left by transactional workers of the same crawl) */
+		settle_claims(c, &c->crawls[i]);
+		if (c->txn && txn_begin(c) != TR_OK)
+			break;
 		int n = tr_crawl_reap(c->redis, &c->crawls[i], lease_ms, republish, &rc);
+		if (c->txn) {
+			/* a failed commit loses the re-enqueued copies; their lease
+			 * was renewed, so they come again one lease later */
+			int st =
+			    txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
+			if (st == TXN_OK)
+				c->in_txn = false;
+			else if (st == TXN_FATAL || txn_abort(c) != TR_OK)
+				c->fatal = true;
+		} else if (n > 0) {
+			rd_kafka_flush(c->kp, 30000);
+		}
 		if (n > 0) {
 			char num[24];
 			snprintf(num, sizeof(num), "%d", n);
-			rd_kafka_flush(c->kp, 30000);
 			tr_log(TR_LOG_WARN, "re-enqueued URLs whose lease ran out", 2, "crawl",
 			       c->crawls[i].crawl_id, "count", num);
 		}
@@ -341,7 +404,7 @@ static int admit_batch(cons *c, item *items, int n)
 		int unread = 0;
 		rc = tr_crawl_prepare(c->redis);
 		for (int i = 0; i < n && rc == TR_OK; i++) {
-			if (!items[i].crawl)
+			if (!active(&items[i]))
 				continue;
 			int q = admit_queue(c, &items[i]);
 			if (q < 0)
@@ -350,7 +413,7 @@ static int admit_batch(cons *c, item *items, int n)
 				unread += q;
 		}
 		for (int i = 0; i < n && unread > 0; i++) {
-			if (!items[i].crawl)
+			if (!active(&items[i]))
 				continue;
 			int r = admit_read(c, &items[i], &unread);
 			if (r != TR_OK && rc == TR_OK)
@@ -375,11 +438,11 @@ static int done_batch(cons *c, item *items, int n)
 	bool failed[2 * BATCH];
 	bool handled[BATCH] = {false};
 	for (int i = 0; i < n; i++) {
-		if (!items[i].crawl || handled[i])
+		if (!active(&items[i]) || handled[i])
 			continue;
 		size_t k = 0;
 		for (int j = i; j < n; j++) {
-			if (items[j].crawl != items[i].crawl || handled[j])
+			if (items[j].crawl != items[i].crawl || !active(&items[j]) || handled[j])
 				continue;
 			handled[j] = true;
 			fps[k] = items[j].page.fp;
@@ -420,18 +483,250 @@ static void on_handler_error(const char *handler, const char *reason, void *arg)
 	dead_letter_stage(d->c, d->m, stage, reason);
 }
 
-static int commit_batch(cons *c, item *items, int n)
+/* The claim of item `it`: its pages message, and whether the fetch failed. */
+static void claim_of(const cons *c, const item *it, tr_crawl_claim *cl)
+{
+	snprintf(cl->topic, sizeof(cl->topic), "%s", c->s->pages_topic);
+	cl->partition = it->m->partition;
+	cl->offset = it->m->offset;
+	cl->failed = it->page.failed;
+}
+
+/* Transactional mode: claim each page (or, with `redirects`, each redirect
+ * target the page admitted) for its message, one script call per crawl.
+ * Without `redirects`, a page that is finished or claimed by another
+ * message is marked skip. Returns 0 or TR_EIO (Redis unavailable). */
+static int claim_batch(cons *c, item *items, int n, bool redirects)
+{
+	uint64_t fps[BATCH];
+	tr_crawl_claim claims[BATCH];
+	unsigned char res[BATCH];
+	int idx[BATCH];
+	bool handled[BATCH] = {false};
+	for (int i = 0; i < n; i++) {
+		if (!active(&items[i]) || handled[i])
+			continue;
+		size_t k = 0;
+		for (int j = i; j < n; j++) {
+			item *it = &items[j];
+			if (it->crawl != items[i].crawl || !active(it) || handled[j])
+				continue;
+			handled[j] = true;
+			if (redirects && !(it->redir_url && (it->redir_decision == TR_ADMIT_NEW ||
+							     it->redir_decision == TR_ADMIT_AGAIN)))
+				continue;
+			claim_of(c, it, &claims[k]);
+			if (redirects)
+				claims[k].failed = false; /* done with the page, never failed */
+			fps[k] = redirects ? it->redir_fp : it->page.fp;
+			idx[k++] = j;
+		}
+		if (!k)
+			continue;
+		int rc = TR_EIO;
+		for (int attempt = 0; attempt < REDIS_RETRIES && rc != TR_OK; attempt++) {
+			rc = tr_crawl_claim_pages(c->redis, items[i].crawl, fps, claims, k, res);
+			if (rc != TR_OK)
+				usleep(200000u << attempt);
+		}
+		if (rc != TR_OK)
+			return rc;
+		for (size_t m = 0; m < k && !redirects; m++)
+			items[idx[m]].skip = res[m] != TR_CLAIM_MINE;
+	}
+	return TR_OK;
+}
+
+/* Classify (and free) the error of a transactional call, logging it. */
+static int txn_check(rd_kafka_error_t *e, const char *call)
+{
+	int rc;
+	if (!e)
+		return TXN_OK;
+	if (rd_kafka_error_is_fatal(e))
+		rc = TXN_FATAL;
+	else if (rd_kafka_error_txn_requires_abort(e))
+		rc = TXN_ABORT;
+	else if (rd_kafka_error_is_retriable(e))
+		rc = TXN_RETRY;
+	else
+		rc = TXN_FATAL; /* neither: librdkafka advises treating it as fatal */
+	tr_log(rc == TXN_RETRY ? TR_LOG_WARN : TR_LOG_ERROR, "Kafka transaction call failed", 3,
+	       "call", call, "error", rd_kafka_error_string(e), "then",
+	       rc == TXN_RETRY	 ? "retry"
+	       : rc == TXN_ABORT ? "abort and rewind"
+				 : "stop");
+	rd_kafka_error_destroy(e);
+	return rc;
+}
+
+/* Before try `attempt` (from 0) of a call that failed retriably. */
+static void txn_backoff(int attempt)
+{
+	if (attempt > 0)
+		usleep(attempt >= 5 ? 4000000u : 250000u << (attempt - 1));
+}
+
+static int txn_begin(cons *c)
+{
+	if (txn_check(rd_kafka_begin_transaction(c->kp), "begin_transaction") != TXN_OK) {
+		c->fatal = true;
+		return TR_EIO;
+	}
+	c->in_txn = true;
+	return TR_OK;
+}
+
+static int txn_abort(cons *c)
+{
+	int st = TXN_RETRY;
+	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+		txn_backoff(attempt);
+		st = txn_check(rd_kafka_abort_transaction(c->kp, -1), "abort_transaction");
+	}
+	c->in_txn = false;
+	return st == TXN_OK ? TR_OK : TR_EIO;
+}
+
+/* The batch's next offsets (last + 1) per partition, or with `first` its
+ * first offsets. Caller destroys the list. */
+static rd_kafka_topic_partition_list_t *batch_offsets(cons *c, item *items, int n, bool first)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
 	for (int i = 0; i < n; i++) {
 		rd_kafka_message_t *m = items[i].m;
 		rd_kafka_topic_partition_t *tp =
 		    rd_kafka_topic_partition_list_find(l, c->s->pages_topic, m->partition);
-		if (!tp)
+		if (!tp) {
 			tp = rd_kafka_topic_partition_list_add(l, c->s->pages_topic, m->partition);
-		if (tp->offset < m->offset + 1)
-			tp->offset = m->offset + 1;
+			tp->offset = first ? m->offset : m->offset + 1;
+		} else if (first ? m->offset < tp->offset : m->offset + 1 > tp->offset) {
+			tp->offset = first ? m->offset : m->offset + 1;
+		}
 	}
+	return l;
+}
+
+/* After an abort: consume the batch's partitions again from its first
+ * offsets, so no later transaction commits offsets past its pages. */
+static int rewind_batch(cons *c, item *items, int n)
+{
+	rd_kafka_topic_partition_list_t *l = batch_offsets(c, items, n, true);
+	rd_kafka_error_t *e = rd_kafka_seek_partitions(c->kc, l, 10000);
+	int rc = e ? TR_EIO : TR_OK;
+	for (int i = 0; i < l->cnt && !e; i++)
+		if (l->elems[i].err)
+			rc = TR_EIO;
+	if (rc != TR_OK)
+		tr_log(TR_LOG_ERROR, "cannot rewind the aborted batch", 1, "error",
+		       e ? rd_kafka_error_string(e) : "partition seek failed");
+	if (e)
+		rd_kafka_error_destroy(e);
+	rd_kafka_topic_partition_list_destroy(l);
+	return rc;
+}
+
+/* Send the batch's offsets into the open transaction and commit it.
+ * Returns TR_OK (committed), TR_ESTATE (aborted and rewound: the batch
+ * comes again) or TR_EIO (c->fatal set: stop without committing). */
+static int txn_commit(cons *c, item *items, int n)
+{
+	int rc = TR_EIO, st = TXN_RETRY;
+	rd_kafka_topic_partition_list_t *l = batch_offsets(c, items, n, false);
+	rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(c->kc);
+	for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+		txn_backoff(attempt);
+		st = txn_check(rd_kafka_send_offsets_to_transaction(c->kp, l, gm, 30000),
+			       "send_offsets_to_transaction");
+	}
+	if (st == TXN_OK) {
+		fault_crash(c, FAULT_BEFORE_COMMIT);
+		st = TXN_RETRY;
+		for (int attempt = 0; attempt < TXN_TRIES && st == TXN_RETRY; attempt++) {
+			txn_backoff(attempt);
+			st =
+			    txn_check(rd_kafka_commit_transaction(c->kp, -1), "commit_transaction");
+		}
+	}
+	if (st == TXN_OK) {
+		c->in_txn = false;
+		rc = TR_OK;
+	} else if (st == TXN_ABORT && txn_abort(c) == TR_OK && rewind_batch(c, items, n) == TR_OK) {
+		rc = TR_ESTATE;
+	} else {
+		/* a commit still retrying may yet succeed: the claims say so */
+		c->fatal = true;
+	}
+	rd_kafka_consumer_group_metadata_destroy(gm);
+	rd_kafka_topic_partition_list_destroy(l);
+	return rc;
+}
+
+/* Mark done the claimed pages of `crawl` whose message the group has
+ * committed (a consumer died between its commit and Redis done). A claim
+ * whose message is not committed stays: Kafka redelivers that message. */
+static void settle_claims(cons *c, const tr_crawl_info *crawl)
+{
+	uint64_t *fps = NULL, *done = NULL;
+	tr_crawl_claim *cl = NULL;
+	bool *failed = NULL;
+	size_t n = 0, k = 0;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	if (tr_crawl_claims_list(c->redis, crawl, &fps, &cl, &n) != TR_OK || n == 0)
+		goto out;
+	l = rd_kafka_topic_partition_list_new(16);
+	for (size_t i = 0; i < n; i++)
+		if (!rd_kafka_topic_partition_list_find(l, cl[i].topic, cl[i].partition))
+			rd_kafka_topic_partition_list_add(l, cl[i].topic, cl[i].partition);
+	/* with isolation.level=read_committed this waits for (or fails on) a
+	 * transaction still pending on the partition: a committed offset read
+	 * here is final */
+	rd_kafka_resp_err_t e = rd_kafka_committed(c->kc, l, 10000);
+	if (e) {
+		tr_log(TR_LOG_WARN, "cannot read committed offsets to settle claims", 1, "error",
+		       rd_kafka_err2str(e));
+		goto out;
+	}
+	done = calloc(n, sizeof(*done));
+	failed = calloc(n, sizeof(*failed));
+	if (!done || !failed)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *tp =
+		    rd_kafka_topic_partition_list_find(l, cl[i].topic, cl[i].partition);
+		if (tp && !tp->err && tp->offset > cl[i].offset) {
+			done[k] = fps[i];
+			failed[k++] = cl[i].failed;
+		}
+	}
+	long long newly = 0;
+	if (k && tr_crawl_done(c->redis, crawl, done, failed, k, &newly) == TR_OK && newly > 0) {
+		char num[24];
+		snprintf(num, sizeof(num), "%lld", newly);
+		tr_log(TR_LOG_WARN, "marked done pages whose transaction had committed", 2, "crawl",
+		       crawl->crawl_id, "count", num);
+	}
+out:
+	if (l)
+		rd_kafka_topic_partition_list_destroy(l);
+	free(fps);
+	free(cl);
+	free(done);
+	free(failed);
+}
+
+static void settle_all(cons *c)
+{
+	c->settle_due = false;
+	crawl_get(c, c->s->crawl_id); /* the configured crawl, even if unseen */
+	for (int i = 0; i < c->ncrawls && !c->fatal; i++)
+		if (c->crawls[i].crawl_id[0])
+			settle_claims(c, &c->crawls[i]);
+}
+
+static int commit_batch(cons *c, item *items, int n)
+{
+	rd_kafka_topic_partition_list_t *l = batch_offsets(c, items, n, false);
 	rd_kafka_resp_err_t e = rd_kafka_commit(c->kc, l, 0);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -473,14 +768,17 @@ static void remember_validators(cons *c, item *items, int n)
 	}
 }
 
-static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
+/* Decode, read the crawl and extract every message of the batch into
+ * items; returns how many items (dead-lettered ones included). */
+static int extract_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs, item *items)
 {
-	item items[BATCH];
 	int n = 0;
-	memset(items, 0, sizeof(items));
-
 	for (int i = 0; i < nmsgs; i++) {
 		rd_kafka_message_t *m = msgs[i];
+		if (c->fatal) { /* the rest is redelivered */
+			rd_kafka_message_destroy(m);
+			continue;
+		}
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				tr_log(TR_LOG_WARN, "pages consume error", 1, "error",
@@ -500,25 +798,63 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 		}
 		it->crawl = crawl_get(c, it->res->request->crawl_id);
 		if (c->fatal)
-			break;
+			continue;
 		if (!it->crawl) {
 			dead_letter(c, m, "unknown crawl id (not seeded in Redis)");
 			continue;
 		}
 		if (tr_page_process(&it->page, it->res, it->crawl, &c->popts) != TR_OK) {
 			c->fatal = true;
-			break;
+			continue;
 		}
 		note_redirect(c, it);
-		struct dlq_ctx d = {c, m};
-		tr_pipeline_process(c->pl, &it->page, m->payload, m->len, on_handler_error, &d);
+	}
+	return n;
+}
+
+/* Run the handlers on every active page. */
+static void handle_batch(cons *c, item *items, int n)
+{
+	for (int i = 0; i < n && !c->fatal; i++) {
+		item *it = &items[i];
+		if (!active(it))
+			continue;
+		struct dlq_ctx d = {c, it->m};
+		tr_pipeline_process(c->pl, &it->page, it->m->payload, it->m->len, on_handler_error,
+				    &d);
 		/* handlers may have added links: size the decisions now */
 		if (it->page.nfollow &&
-		    !(it->decisions = calloc(it->page.nfollow, sizeof(*it->decisions)))) {
+		    !(it->decisions = calloc(it->page.nfollow, sizeof(*it->decisions))))
 			c->fatal = true;
-			break;
-		}
 	}
+}
+
+static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
+{
+	item items[BATCH];
+	int n = 0;
+	memset(items, 0, sizeof(items));
+
+	/* transactional: every message this batch produces (dead letters,
+	 * items, links) is in the transaction */
+	if (c->txn && txn_begin(c) != TR_OK) {
+		for (int i = 0; i < nmsgs; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		return;
+	}
+	n = extract_batch(c, msgs, nmsgs, items);
+	if (c->fatal)
+		goto out;
+	c->batches += n > 0;
+	/* transactional: a page finished already, or claimed by another
+	 * message (a re-enqueued copy), produces nothing here */
+	if (c->txn && claim_batch(c, items, n, false) != TR_OK) {
+		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot claim pages", 1, "error",
+		       tr_redis_error(c->redis));
+		c->fatal = true;
+		goto out;
+	}
+	handle_batch(c, items, n);
 	if (c->fatal)
 		goto out;
 	if (admit_batch(c, items, n) != TR_OK) {
@@ -529,7 +865,9 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	}
 	unsigned long long admitted = 0, seen = 0, lines = 0;
 	for (int i = 0; i < n; i++) {
-		lines += items[i].crawl != NULL;
+		if (!active(&items[i]))
+			continue;
+		lines++;
 		for (size_t k = 0; k < items[i].page.nfollow; k++) {
 			unsigned char d = items[i].decisions[k];
 			if (d == TR_ADMIT_NEW || d == TR_ADMIT_AGAIN) {
@@ -544,9 +882,11 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 		}
 	}
 	c->links_new += admitted;
-	/* every link must be acknowledged before its page is marked done */
+	/* every link must be acknowledged before its page is marked done (in
+	 * transactional mode the commit below waits for them) */
 	c->delivery_errors = 0;
-	if (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || c->delivery_errors) {
+	if (!c->txn &&
+	    (rd_kafka_flush(c->kp, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR || c->delivery_errors)) {
 		tr_log(TR_LOG_ERROR, "Kafka did not acknowledge the batch", 0);
 		c->fatal = true;
 		goto out;
@@ -561,13 +901,30 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 	}
 	if (c->s->validators)
 		remember_validators(c, items, n);
+	if (c->txn) {
+		/* redirect targets admitted here are done with their page: claimed
+		 * too, so a crash after the commit cannot leave them to the reaper */
+		if (claim_batch(c, items, n, true) != TR_OK) {
+			tr_log(TR_LOG_ERROR, "Redis unavailable: cannot claim pages", 1, "error",
+			       tr_redis_error(c->redis));
+			c->fatal = true;
+			goto out;
+		}
+		int rc = txn_commit(c, items, n);
+		if (rc != TR_OK) /* aborted (the batch comes again) or fatal */
+			goto out;
+		fault_crash(c, FAULT_AFTER_COMMIT);
+	}
 	if (done_batch(c, items, n) != TR_OK) {
+		/* transactional: committed already; the claims get the pages
+		 * marked done by whoever settles them next */
 		tr_log(TR_LOG_ERROR, "Redis unavailable: cannot mark pages done", 1, "error",
 		       tr_redis_error(c->redis));
 		c->fatal = true;
 		goto out;
 	}
-	commit_batch(c, items, n);
+	if (!c->txn)
+		commit_batch(c, items, n);
 	c->pages += (unsigned long long)n;
 	tr_metrics_inc(TR_METRIC_PAGES_PROCESSED, NULL, (double)lines);
 	tr_metrics_inc(TR_METRIC_LINKS_ADMITTED, NULL, (double)admitted);
@@ -665,11 +1022,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%d", i ? "," : "",
 				      (int)parts->elems[i].partition);
 	tr_kafka_default_rebalance(rk, err, parts);
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		((cons *)opaque)->settle_due = true;
 	tr_log(TR_LOG_INFO,
 	       err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "pages partitions assigned"
 							   : "pages partitions revoked",
 	       1, "partitions", list);
-	TR_UNUSED(opaque);
 }
 
 static int setup(cons *c, const tr_settings *s)
@@ -702,7 +1060,23 @@ static int setup(cons *c, const tr_settings *s)
 	c->next_reap = tr_mono_ms() + 1000;
 	/* the producer handle first (no I/O yet: the items sink needs it), then
 	 * the pipeline, so configuration errors show before any network wait */
-	c->kp = tr_kafka_producer_new(s, on_delivery, c, err, sizeof(err));
+	c->txn = s->transactional;
+	if (!strcmp(s->fault_crash_point, "before-commit"))
+		c->fault_point = FAULT_BEFORE_COMMIT;
+	else if (!strcmp(s->fault_crash_point, "after-commit"))
+		c->fault_point = FAULT_AFTER_COMMIT;
+	if ((*s->fault_crash_point && !c->fault_point) || (c->fault_point && !c->txn)) {
+		tr_log(TR_LOG_ERROR, "invalid settings", 1, "error",
+		       "--fault-crash-point takes before-commit or after-commit, with "
+		       "--transactional");
+		return TR_EINVAL;
+	}
+	char txn_id[512];
+	snprintf(txn_id, sizeof(txn_id), "%s.%s", s->group ? s->group : "trawler-consumers",
+		 s->worker_id ? s->worker_id : "trawler");
+	if (*s->transactional_id)
+		snprintf(txn_id, sizeof(txn_id), "%s", s->transactional_id);
+	c->kp = tr_kafka_producer_new(s, c->txn ? txn_id : NULL, on_delivery, c, err, sizeof(err));
 	if (!c->kp) {
 		tr_log(TR_LOG_ERROR, "cannot create Kafka producer", 1, "error", err);
 		return TR_EINVAL;
@@ -717,8 +1091,20 @@ static int setup(cons *c, const tr_settings *s)
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	/* pages carry bodies: a 16 MiB prefetch throttled the consumer to
-	 * ~1,500 pages/s in the benchmark; 64 MiB keeps it fed */
+	if (c->txn) {
+		/* fences an earlier producer with this transactional.id and aborts
+		 * its open transaction (a killed predecessor's batch comes again) */
+		int st = TXN_RETRY;
+		int64_t until = tr_mono_ms() + (int64_t)(s->connect_check_timeout * 1000);
+		while (st == TXN_RETRY && tr_mono_ms() < until)
+			st = txn_check(rd_kafka_init_transactions(c->kp, 10000),
+				       "init_transactions");
+		if (st != TXN_OK)
+			return TR_EIO;
+		tr_log(TR_LOG_INFO, "transactions initialised", 1, "transactional_id", txn_id);
+	}
+	/* pages carry bodies: 32 MiB (~2,000 pages of 15 KB) keeps the consumer
+	 * fed; 64 MiB grew its RSS with the crawl, 16 MiB starved it */
 	c->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-consumers", false, 32768,
 				      on_rebalance, c, err, sizeof(err));
 	if (!c->kc) {
@@ -746,6 +1132,13 @@ static void teardown(cons *c)
 	else
 		tr_pipeline_free(c->pl);
 	c->pl = NULL;
+	/* a batch cut short: abort now rather than leave readers waiting for
+	 * transaction.timeout.ms (best effort; the broker aborts it anyway) */
+	if (c->in_txn) {
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(c->kp, 5000);
+		if (e)
+			rd_kafka_error_destroy(e);
+	}
 	if (c->kc) {
 		rd_kafka_consumer_close(c->kc);
 		if (c->cq)
@@ -779,6 +1172,8 @@ int tr_consumer_run(const tr_settings *s)
 		ssize_t n = rd_kafka_consume_batch_queue(c.cq, 50, msgs, BATCH);
 		if (n > 0)
 			process_batch(&c, msgs, (int)n);
+		if (c.settle_due && c.txn && !c.fatal)
+			settle_all(&c);
 		rd_kafka_poll(c.kp, 0);
 		reap(&c);
 		int64_t now = tr_mono_ms();

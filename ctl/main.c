@@ -13,6 +13,7 @@
 
 #include "crawlstate.h"
 #include "fetch.h"
+#include "jsonw.h"
 #include "kafka.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -33,6 +34,8 @@
 	"  wait                 block until crawl --crawl-id is complete (exit 0)\n"               \
 	"  stats                Redis memory of crawl --crawl-id: bytes per URL, Bloom error\n"    \
 	"  delete-topics        delete the four topics (a finished run's own topics)\n"            \
+	"  dump-items           print the items topic as JSON lines, as a read_committed\n"        \
+	"                       reader sees it (--kafka.isolation.level=read_uncommitted: all)\n"  \
 	"  options-doc          print the options reference (markdown)"
 
 /* Is the URL's host a literal private/loopback address (not exempted by
@@ -117,7 +120,7 @@ static int connect_redis(const tr_settings *s, tr_redis **r)
 static rd_kafka_t *connect_kafka(const tr_settings *s)
 {
 	char err[512];
-	rd_kafka_t *rk = tr_kafka_producer_new(s, NULL, NULL, err, sizeof(err));
+	rd_kafka_t *rk = tr_kafka_producer_new(s, NULL, NULL, NULL, err, sizeof(err));
 	if (!rk || tr_kafka_check(rk, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
 		fprintf(stderr, "trawlerctl: %s\n", err);
 		if (rk)
@@ -599,6 +602,115 @@ static int cmd_status(const tr_settings *s, bool wait_mode)
 	return rc;
 }
 
+/* One item as a JSON line: where it is in the topic and what it is. */
+static int print_item(tr_buf *b, const rd_kafka_message_t *m)
+{
+	Trawler__V1__Item *it = trawler__v1__item__unpack(NULL, m->len, m->payload);
+	int rc = TR_OK;
+	tr_buf_reset(b);
+	rc |= tr_buf_adds(b, "{");
+	rc |= tr_jsonw_kv_int(b, true, "partition", m->partition);
+	rc |= tr_jsonw_kv_int(b, false, "offset", (long long)m->offset);
+	if (it) {
+		rc |= tr_jsonw_kv_str(b, false, "crawl_id", it->crawl_id);
+		rc |= tr_jsonw_kv_str(b, false, "url", it->url);
+		rc |= tr_jsonw_kv_int(b, false, "status", it->status);
+	} else {
+		rc |= tr_jsonw_kv_str(b, false, "error", "not a trawler.v1.Item");
+	}
+	rc |= tr_buf_adds(b, "}\n");
+	if (rc == TR_OK)
+		fwrite(b->data, 1, b->len, stdout);
+	if (it)
+		trawler__v1__item__free_unpacked(it, NULL);
+	return rc == TR_OK ? TR_OK : TR_ENOMEM;
+}
+
+/* Read --items-topic from the beginning to the end of every partition (for
+ * read_committed, the last stable offset) and print each item. */
+static int cmd_dump_items(const tr_settings *s)
+{
+	char err[512];
+	int rc = 1, eofs = 0, nparts = 0;
+	long long count = 0;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	bool *at_end = NULL; /* per partition: its end was reached */
+	tr_buf b;
+	tr_buf_init(&b, 1 << 20);
+	rd_kafka_t *rk = tr_kafka_reader_new(s, err, sizeof(err));
+	if (!rk) {
+		fprintf(stderr, "trawlerctl: %s\n", err);
+		goto out;
+	}
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, s->items_topic, NULL);
+	rd_kafka_resp_err_t e =
+	    rd_kafka_metadata(rk, 0, t, &md, (int)(s->connect_check_timeout * 1000));
+	rd_kafka_topic_destroy(t);
+	if (e || md->topic_cnt != 1 || md->topics[0].err) {
+		fprintf(stderr, "trawlerctl: cannot read topic %s: %s\n", s->items_topic,
+			rd_kafka_err2str(e		 ? e
+					 : md->topic_cnt ? md->topics[0].err
+							 : e));
+		goto out;
+	}
+	nparts = md->topics[0].partition_cnt;
+	l = rd_kafka_topic_partition_list_new(nparts > 0 ? nparts : 1);
+	if (!(at_end = calloc((size_t)nparts + 1, sizeof(*at_end))))
+		goto out;
+	for (int i = 0; i < nparts; i++)
+		rd_kafka_topic_partition_list_add(l, s->items_topic, md->topics[0].partitions[i].id)
+		    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+	if ((e = rd_kafka_assign(rk, l))) {
+		fprintf(stderr, "trawlerctl: cannot read topic %s: %s\n", s->items_topic,
+			rd_kafka_err2str(e));
+		goto out;
+	}
+	int64_t idle_until = tr_mono_ms() + (int64_t)(s->connect_check_timeout * 1000);
+	while (eofs < nparts && !tr_lifecycle_stopping()) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+		if (!m) {
+			if (tr_mono_ms() > idle_until) {
+				fprintf(stderr, "trawlerctl: %s: no end reached within %.0f s\n",
+					s->items_topic, s->connect_check_timeout);
+				goto out;
+			}
+			continue;
+		}
+		idle_until = tr_mono_ms() + (int64_t)(s->connect_check_timeout * 1000);
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			if (m->partition >= 0 && m->partition < nparts && !at_end[m->partition]) {
+				at_end[m->partition] = true;
+				eofs++;
+			}
+		} else if (m->err) {
+			fprintf(stderr, "trawlerctl: %s: %s\n", s->items_topic,
+				rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			goto out;
+		} else if (print_item(&b, m) == TR_OK) {
+			count++;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	fprintf(stderr, "trawlerctl: %lld item(s) in %s (%d partitions)\n", count, s->items_topic,
+		nparts);
+	rc = eofs == nparts ? 0 : 1;
+out:
+	fflush(stdout);
+	free(at_end);
+	tr_buf_free(&b);
+	if (l)
+		rd_kafka_topic_partition_list_destroy(l);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rk) {
+		rd_kafka_consumer_close(rk);
+		rd_kafka_destroy(rk);
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	tr_settings s;
@@ -629,6 +741,8 @@ int main(int argc, char **argv)
 		rc = cmd_stats(&s);
 	} else if (strcmp(pos[0], "wait") == 0) {
 		rc = cmd_status(&s, true);
+	} else if (strcmp(pos[0], "dump-items") == 0) {
+		rc = cmd_dump_items(&s);
 	} else if (strcmp(pos[0], "options-doc") == 0) {
 		tr_settings_print_markdown(stdout);
 	} else {

@@ -57,10 +57,11 @@ static tr_redis_script admit_script = {
     ""};
 
 /* KEYS[1] meta. ARGV: prefix, bucket, cutoff_ms, now_ms, max. Pending
- * entries admitted (or last re-enqueued) before cutoff get a fresh time and
- * are returned as fp, parent, "depth|url" triples. */
+ * entries admitted (or last re-enqueued) before cutoff and not claimed by a
+ * pages message (tr_crawl_claim_pages) get a fresh time and are returned as fp,
+ * parent, "depth|url" triples. */
 static tr_redis_script reap_script = {
-    "local key = ARGV[1]..'p:'..ARGV[2]\n"
+    "local key, claims = ARGV[1]..'p:'..ARGV[2], ARGV[1]..'claims'\n"
     "local cutoff, now, max = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])\n"
     "local all = redis.call('HGETALL', key)\n"
     "local out = {}\n"
@@ -68,7 +69,8 @@ static tr_redis_script reap_script = {
     "  local fp, v = all[i], all[i+1]\n"
     "  local p1 = string.find(v, '|', 1, true)\n"
     "  local p2 = p1 and string.find(v, '|', p1 + 1, true)\n"
-    "  if p2 and (tonumber(string.sub(v, p1 + 1, p2 - 1)) or 0) < cutoff then\n"
+    "  if p2 and (tonumber(string.sub(v, p1 + 1, p2 - 1)) or 0) < cutoff\n"
+    "     and redis.call('HEXISTS', claims, fp) == 0 then\n"
     "    local parent, rest = string.sub(v, 1, p1 - 1), string.sub(v, p2 + 1)\n"
     "    redis.call('HSET', key, fp, parent..'|'..now..'|'..rest)\n"
     "    out[#out+1] = fp; out[#out+1] = parent; out[#out+1] = rest\n"
@@ -78,10 +80,12 @@ static tr_redis_script reap_script = {
     "return out\n",
     ""};
 
-/* KEYS[1] meta. ARGV: prefix, now_ms, then triples (bucket, fp, failed). */
+/* KEYS[1] meta. ARGV: prefix, now_ms, then triples (bucket, fp, failed).
+ * Also drops the entries' claims. */
 static tr_redis_script done_script = {
     "local done, failed = 0, 0\n"
     "for i = 3, #ARGV, 3 do\n"
+    "  redis.call('HDEL', ARGV[1]..'claims', ARGV[i+1])\n"
     "  if redis.call('HDEL', ARGV[1]..'p:'..ARGV[i], ARGV[i+1]) == 1 then\n"
     "    done = done + 1\n"
     "    if ARGV[i+2] == '1' then failed = failed + 1 end\n"
@@ -94,6 +98,30 @@ static tr_redis_script done_script = {
     "  if left <= 0 then redis.call('HSET', KEYS[1], 'finished_ms', ARGV[2]) end\n"
     "end\n"
     "return done\n",
+    ""};
+
+/* KEYS[1] meta. ARGV: prefix, then triples (bucket, fp, claim). A pending
+ * entry not claimed, or claimed with this same claim, is claimed (1); a
+ * pending entry claimed by another message is left alone (2); an entry not
+ * pending (finished already) gives 0. */
+static tr_redis_script claim_script = {
+    "local claims = ARGV[1]..'claims'\n"
+    "local out = {}\n"
+    "for i = 2, #ARGV, 3 do\n"
+    "  local fp, claim = ARGV[i+1], ARGV[i+2]\n"
+    "  if redis.call('HEXISTS', ARGV[1]..'p:'..ARGV[i], fp) == 0 then\n"
+    "    out[#out+1] = 0\n"
+    "  else\n"
+    "    local cur = redis.call('HGET', claims, fp)\n"
+    "    if not cur or cur == claim then\n"
+    "      redis.call('HSET', claims, fp, claim)\n"
+    "      out[#out+1] = 1\n"
+    "    else\n"
+    "      out[#out+1] = 2\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n",
     ""};
 
 #define NUM_LEN 24
@@ -456,6 +484,113 @@ out:
 		freeReplyObject(rep);
 	free(av);
 	free(nums);
+	return rc;
+}
+
+int tr_crawl_claim_pages(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps,
+			 const tr_crawl_claim *claims, size_t n, unsigned char *results)
+{
+	int rc = TR_EIO;
+	char meta[160], prefix[160];
+	size_t argc = 2 + 3 * n;
+	const char **av = malloc(argc * sizeof(*av));
+	char *nums = malloc(n * (2 * NUM_LEN + TR_CLAIM_LEN));
+	redisReply *rep = NULL;
+	if (!av || !nums) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	key_of(meta, sizeof(meta), info->crawl_id, "meta");
+	key_of(prefix, sizeof(prefix), info->crawl_id, "");
+	av[0] = meta;
+	av[1] = prefix;
+	for (size_t i = 0; i < n; i++) {
+		tr_crawl_slot sl = tr_crawl_slot_of(fps[i], info->dedup_buckets);
+		char *b = nums + i * (2 * NUM_LEN + TR_CLAIM_LEN);
+		snprintf(b, NUM_LEN, "%ld", sl.bucket);
+		snprintf(b + NUM_LEN, NUM_LEN, "%" PRId64, (int64_t)fps[i]);
+		tr_crawl_claim_format(b + 2 * NUM_LEN, TR_CLAIM_LEN, &claims[i]);
+		av[2 + 3 * i] = b;
+		av[3 + 3 * i] = b + NUM_LEN;
+		av[4 + 3 * i] = b + 2 * NUM_LEN;
+	}
+	rep = tr_redis_eval(r, &claim_script, 1, (int)argc, av, NULL);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+		if (rep && rep->type == REDIS_REPLY_ERROR)
+			tr_log(TR_LOG_ERROR, "claim script failed", 1, "error", rep->str);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		results[i] = (unsigned char)rep->element[i]->integer;
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	free(av);
+	free(nums);
+	return rc;
+}
+
+void tr_crawl_claim_format(char *out, size_t len, const tr_crawl_claim *c)
+{
+	snprintf(out, len, "%" PRId32 "|%" PRId64 "|%d|%s", c->partition, c->offset,
+		 c->failed ? 1 : 0, c->topic);
+}
+
+/* Parse "partition|offset|failed|topic" (tr_crawl_claim_format). */
+static int claim_parse(tr_crawl_claim *c, const char *v)
+{
+	int n = 0, failed = 0;
+	long long off = 0;
+	long part = 0;
+	if (sscanf(v, "%ld|%lld|%d|%n", &part, &off, &failed, &n) != 3 || n <= 0 ||
+	    strlen(v + n) >= sizeof(c->topic) || part < 0 || off < 0)
+		return TR_EINVAL;
+	c->partition = (int32_t)part;
+	c->offset = off;
+	c->failed = failed != 0;
+	snprintf(c->topic, sizeof(c->topic), "%s", v + n);
+	return TR_OK;
+}
+
+int tr_crawl_claims_list(tr_redis *r, const tr_crawl_info *info, uint64_t **fps_out,
+			 tr_crawl_claim **claims_out, size_t *n_out)
+{
+	int rc = TR_EIO;
+	char key[160];
+	uint64_t *fps = NULL;
+	tr_crawl_claim *claims = NULL;
+	size_t n = 0;
+	key_of(key, sizeof(key), info->crawl_id, "claims");
+	redisReply *rep = tr_redis_cmd(r, "HGETALL %s", key);
+	if (!rep || rep->type != REDIS_REPLY_ARRAY)
+		goto out;
+	size_t cap = rep->elements / 2 < TR_CLAIMS_MAX ? rep->elements / 2 : TR_CLAIMS_MAX;
+	fps = calloc(cap + 1, sizeof(*fps));
+	claims = calloc(cap + 1, sizeof(*claims));
+	if (!fps || !claims) {
+		rc = TR_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i + 1 < rep->elements && n < cap; i += 2) {
+		if (rep->element[i]->type != REDIS_REPLY_STRING ||
+		    rep->element[i + 1]->type != REDIS_REPLY_STRING ||
+		    claim_parse(&claims[n], rep->element[i + 1]->str) != TR_OK)
+			continue;
+		fps[n] = (uint64_t)strtoll(rep->element[i]->str, NULL, 10);
+		n++;
+	}
+	*fps_out = fps;
+	*claims_out = claims;
+	*n_out = n;
+	fps = NULL;
+	claims = NULL;
+	rc = TR_OK;
+out:
+	if (rep)
+		freeReplyObject(rep);
+	free(fps);
+	free(claims);
 	return rc;
 }
 

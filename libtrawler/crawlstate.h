@@ -10,6 +10,10 @@
  *   tr:{CID}:p:B      pending bucket B: hash fingerprint ->
  *                     "parent_fp|admitted_ms|depth|url" of the URLs admitted
  *                     and not yet done (what a lease reaper re-enqueues)
+ *   tr:{CID}:claims   hash fingerprint -> "partition|offset|failed|topic":
+ *                     the pages message whose Kafka transaction produces the
+ *                     URL's outputs (transactional mode, tr_crawl_claim_pages);
+ *                     dropped when the URL is marked done
  *   tr:crawls         set of crawl ids
  *
  * Exactness: admitting (SADD seen, HSET pending, pending += new) and marking
@@ -127,8 +131,43 @@ int tr_crawl_is_pending(tr_redis *r, const tr_crawl_info *info, uint64_t fp);
 /* Take the crawl's reaper lock for `ttl_ms` (SET NX PX). True when taken. */
 bool tr_crawl_reap_lock(tr_redis *r, const char *cid, const char *owner, int64_t ttl_ms);
 
-/* Mark `n` fingerprints processed (failed[i] true for transport failures).
- * Idempotent per URL. *newly_done (optional) gets how many were pending.
+/* Transactional mode: which pages message produces a URL's outputs. */
+typedef struct tr_crawl_claim {
+	char topic[250]; /* Kafka topic names have at most 249 characters */
+	int32_t partition;
+	int64_t offset;
+	bool failed; /* the fetch failed (counted as failed when done) */
+} tr_crawl_claim;
+
+#define TR_CLAIM_DONE 0	     /* not pending: finished already, produce nothing */
+#define TR_CLAIM_MINE 1	     /* claimed by (or already for) this message: process */
+#define TR_CLAIM_OTHER 2     /* claimed by another message: it produces the outputs */
+#define TR_CLAIM_LEN 300     /* formatted claim, with its terminating NUL */
+#define TR_CLAIMS_MAX 100000 /* claims read at once by tr_crawl_claims_list */
+
+/* Claim `n` pending URLs for the pages messages `claims[i]`, one script
+ * call: results[i] gets a TR_CLAIM_*. A claim stays until the URL is marked
+ * done (tr_crawl_done); while it stays the lease reaper leaves the URL
+ * alone, because the claiming message is either not committed yet (Kafka
+ * redelivers it and the redelivery claims again, same claim) or committed
+ * with the URL's outputs (tr_crawl_claims_list + the group's committed
+ * offsets tell, see docs/guarantees.md). Returns 0 or TR_EIO (nothing known;
+ * retrying is safe). Does network I/O. */
+int tr_crawl_claim_pages(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps,
+			 const tr_crawl_claim *claims, size_t n, unsigned char *results);
+
+/* Write claim `c` as "partition|offset|failed|topic" into out (len bytes). */
+void tr_crawl_claim_format(char *out, size_t len, const tr_crawl_claim *c);
+
+/* Read up to TR_CLAIMS_MAX claims of a crawl: *fps_out and *claims_out
+ * (parallel arrays of *n_out entries, the caller frees both with free()).
+ * Returns 0 or TR_EIO/TR_ENOMEM (outputs untouched). Malformed entries are
+ * skipped. */
+int tr_crawl_claims_list(tr_redis *r, const tr_crawl_info *info, uint64_t **fps_out,
+			 tr_crawl_claim **claims_out, size_t *n_out);
+
+/* Mark `n` fingerprints processed (failed[i] true for transport failures)
+ * and drop their claims. Idempotent per URL. *newly_done (optional) gets how many were pending.
  * Returns 0 or TR_EIO (retry the same call; it is safe). */
 int tr_crawl_done(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps, const bool *failed,
 		  size_t n, long long *newly_done);

@@ -1,9 +1,10 @@
 /* handler_items.c - the Kafka items sink: one trawler.v1.Item per processed
  * page (the public schema in proto/trawler.proto) on the items topic, keyed
  * by host key. Payload: the consumer's rd_kafka_t producer; the consumer
- * waits for every ack before it marks pages done, so flush() has nothing
- * left to do. Config: topic=NAME (default trawler.items), all=1 to emit
- * pages without fields too (default: every page with an HTTP response). */
+ * waits for every ack (or, with --transactional, for the commit of the
+ * batch's transaction, which these items are part of) before it marks pages
+ * done, so flush() has nothing left to do. Config: topic=NAME (default trawler.items), all=1 to
+ * emit pages without fields too (default: every page with an HTTP response). */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -53,7 +53,7 @@ fail:
 	return NULL;
 }
 
-rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
+rd_kafka_t *tr_kafka_producer_new(const tr_settings *s, const char *txn_id,
 				  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
 				  void *opaque, char *err, size_t errlen)
 {
@@ -78,6 +78,12 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
 	char e[512];
 	if (!conf)
 		return NULL;
+	/* set after the kafka.* pass-through: the transactional.id is the
+	 * consumer's (--transactional-id), it would fence a shared one */
+	if (txn_id && conf_set(conf, "transactional.id", txn_id, err, errlen)) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
 	if (dr_cb)
 		rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, opaque);
@@ -154,6 +160,11 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 	    "1000",
 	    "partition.assignment.strategy",
 	    "range,roundrobin",
+	    /* librdkafka's default, pinned: transactional consumers' outputs
+	     * (frontier, items) are read only once committed, and committed
+	     * offsets are read only when stable (no transaction pending) */
+	    "isolation.level",
+	    "read_committed",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;
@@ -166,6 +177,35 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 						     sizeof(e)) == RD_KAFKA_CONF_OK)
 		rd_kafka_conf_set_stats_cb(conf, on_stats);
 	rd_kafka_conf_set_opaque(conf, opaque);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+	if (!rk) {
+		snprintf(err, errlen, "cannot create Kafka consumer: %s", e);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+rd_kafka_t *tr_kafka_reader_new(const tr_settings *s, char *err, size_t errlen)
+{
+	static const char *const kv[] = {
+	    "group.id",
+	    "trawlerctl-reader", /* never joined: assign() only */
+	    "enable.auto.commit",
+	    "false",
+	    "enable.auto.offset.store",
+	    "false",
+	    "enable.partition.eof",
+	    "true",
+	    "isolation.level",
+	    "read_committed",
+	};
+	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
+	rd_kafka_t *rk = NULL;
+	char e[512];
+	if (!conf)
+		return NULL;
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
 	if (!rk) {
 		snprintf(err, errlen, "cannot create Kafka consumer: %s", e);

@@ -11,17 +11,20 @@
 /* Largest message trawler produces (a FetchResult with a capped body). */
 #define TR_KAFKA_MAX_MESSAGE (32 * 1024 * 1024)
 
-/* New producer: idempotent, acks=all, lz4, small linger. `dr_cb` gets each
- * delivery report (called from rd_kafka_poll/flush on the caller's thread).
- * Returns NULL with a message in err on failure. */
-rd_kafka_t *tr_kafka_producer_new(const tr_settings *s,
+/* New producer: idempotent, acks=all, lz4, small linger; transactional
+ * with transactional.id `txn_id` unless it is NULL (the caller then runs
+ * rd_kafka_init_transactions() and produces only inside transactions).
+ * `dr_cb` gets each delivery report (called from rd_kafka_poll/flush on
+ * the caller's thread). Returns NULL with a message in err on failure. */
+rd_kafka_t *tr_kafka_producer_new(const tr_settings *s, const char *txn_id,
 				  void (*dr_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *),
 				  void *opaque, char *err, size_t errlen);
 
-/* New consumer in `group`: manual offset store (enable.auto.offset.store=
- * false) with auto commit of stored offsets when `auto_commit`, else no
- * auto commit at all; at most `prefetch_kb` KiB of messages fetched ahead
- * (and at most 1000 per partition, so memory does not grow with a backlog).
+/* New consumer in `group`, isolation.level=read_committed: manual offset
+ * store (enable.auto.offset.store=false) with auto commit of stored offsets
+ * when `auto_commit`, else no auto commit at all; at most `prefetch_kb` KiB
+ * of messages fetched ahead (and at most 1000 per partition, so memory does
+ * not grow with a backlog).
  * `rebalance_cb` may be NULL. Returns NULL with a message in err on
  * failure. */
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
@@ -29,6 +32,12 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
 						       rd_kafka_topic_partition_list_t *, void *),
 				  void *opaque, char *err, size_t errlen);
+
+/* New consumer for reading a topic through once with assign() (never
+ * joins its group, never commits): read_committed (kafka.isolation.level
+ * overrides it), a partition-EOF event at each partition's end. Returns
+ * NULL with a message in err on failure. */
+rd_kafka_t *tr_kafka_reader_new(const tr_settings *s, char *err, size_t errlen);
 
 /* Ask the cluster for metadata within timeout_s. Returns 0 or TR_EIO with
  * "Kafka at BROKERS unreachable ..." in err. Does network I/O. */

@@ -185,9 +185,20 @@ static const opt options[] = {
 	 TR_EXE_CONSUMER, "Start a new WARC file once one holds this many bytes (0 = never)."},
 	{"lease", OPT_DOUBLE, "1800", O(lease), 1, 604800, TR_EXE_CONSUMER,
 	 "Seconds an admitted URL may stay unfinished before it is enqueued again."},
+	{"transactional", OPT_BOOL, "false", O(transactional), 0, 0, TR_EXE_CONSUMER,
+	 "Run each batch (frontier links, items, dead letters, pages offsets) in one Kafka "
+	 "transaction: readers with isolation.level=read_committed see each page once."},
+	{"transactional-id", OPT_STRING, "", O(transactional_id), 0, 0, TR_EXE_CONSUMER,
+	 "Kafka transactional.id with --transactional (default GROUP.WORKER-ID); a restarted "
+	 "worker that keeps it aborts its predecessor's open transaction at once."},
 	{"fault-skip-publish", OPT_LONG, "0", O(fault_skip_publish), 0, 1000000, TR_EXE_CONSUMER,
 	 "Testing only: do not publish the first N admitted links (a crash between admission "
 	 "and publish)."},
+	{"fault-crash-point", OPT_STRING, "", O(fault_crash_point), 0, 0, TR_EXE_CONSUMER,
+	 "Testing only, with --transactional: SIGKILL itself in batch --fault-crash-batch at "
+	 "`before-commit` (offsets sent, transaction open) or `after-commit` (before Redis done)."},
+	{"fault-crash-batch", OPT_LONG, "2", O(fault_crash_batch), 1, 1000000, TR_EXE_CONSUMER,
+	 "Testing only: the batch (counted from 1, batches with pages) --fault-crash-point hits."},
 	{"range", OPT_STRING, "", O(range), 0, 0, TR_EXE_CTL,
 	 "`trawlerctl seed`: request only bytes FIRST-LAST (or FIRST-) of the seeds."},
 	{"method", OPT_STRING, "GET", O(method), 0, 0, TR_EXE_CTL,

@@ -97,6 +97,10 @@ typedef struct tr_settings {
 	long warc_max_bytes;
 	double lease;
 	long fault_skip_publish;
+	bool transactional;
+	char *transactional_id;	 /* "" = derived from the group and worker id */
+	char *fault_crash_point; /* testing: "", "before-commit" or "after-commit" */
+	long fault_crash_batch;
 	char *range;
 	char *method;
 	/* ctl */

@@ -696,7 +696,7 @@ static int setup(prod *p, const tr_settings *s)
 		tr_log(TR_LOG_ERROR, "Redis unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	p->kp = tr_kafka_producer_new(s, on_delivery, p, err, sizeof(err));
+	p->kp = tr_kafka_producer_new(s, NULL, on_delivery, p, err, sizeof(err));
 	if (!p->kp ||
 	    tr_kafka_check(p->kp, s->brokers, s->connect_check_timeout, err, sizeof(err))) {
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);

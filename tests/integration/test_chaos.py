@@ -11,7 +11,10 @@ broker and Redis restart); the schedule is printed before it runs.
 - A generated site (tests/site/gen_site.py) on three hosts 127.0.0.2-4,
   one of them slowed down (server.py --slow), topics with 6 partitions,
   3 producers and 3 consumers started directly (build/trawler-*), lease
-  20 s so stuck work is re-enqueued within the test.
+  20 s so stuck work is re-enqueued within the test. The consumers run in
+  transactional mode with the items sink on (--transactional --items), each
+  slot with a stable --transactional-id, so a replacement aborts its killed
+  predecessor's open transaction at once.
 - The driver SIGKILLs a random worker every 2-4 s and starts a replacement
   of the same role; once restarts the broker (kafka.sh stop, start: same
   data and ports), once Redis (redis.sh stop, start: AOF keeps the counts).
@@ -23,7 +26,10 @@ broker and Redis restart); the schedule is printed before it runs.
 Checks: completion detected (trawlerctl wait exits 0) and never early
 (pending never read 0 while done < reachable); pages.jsonl URL set ==
 the manifest's reachable set (duplicates allowed and counted, also
-duplicate fetches in the server log); Redis admitted == done ==
+duplicate fetches in the server log); the items topic read with
+read_committed (trawlerctl dump-items) holds no page twice and its URL set
+== the reachable set (the items of aborted transactions, which a
+read_uncommitted reader sees, are counted); Redis admitted == done ==
 len(reachable), pending == 0; every surviving worker exits 0 within 30 s
 of SIGTERM; no worker exited on its own.
 
@@ -38,13 +44,13 @@ Environment:
   TRAWLER_CHAOS_RESTARTS=broker|redis|""   restart only these (default both)
   TRAWLER_CHAOS_LEASE=S    lease other than 20 s (e.g. 1800: does the crawl
                            complete without the reaper's help?)
+  TRAWLER_CHAOS_TXN=0      consumers without --transactional (the items
+                           topic check is then skipped)
   TRAWLER_KEEP_TMP=1       keep the temp dir (logs, pages.jsonl, services)
-
-Not tested: Kafka-transactional items (read_committed, no page twice in
-the items topic) - the crawler does not implement transactional mode yet.
 """
 
 import collections
+import json
 import os
 import random
 import re
@@ -77,6 +83,7 @@ SLOW = float(os.environ.get("TRAWLER_CHAOS_SLOW") or (0.06 if SOAK else 0.15))
 KILL_GAP = (2.0, 4.0)            # seconds between two kills
 KILLS = (os.environ.get("TRAWLER_CHAOS_KILLS") or "1") != "0"   # 0: restarts only
 LEASE = int(os.environ.get("TRAWLER_CHAOS_LEASE") or 20)   # TRAWLER_LEASE for the workers
+TXN = (os.environ.get("TRAWLER_CHAOS_TXN") or "1") != "0"   # consumers --transactional
 # what to restart (diagnosis: e.g. "broker" alone, or "" for kills only)
 RESTARTS = [x for x in (os.environ.get("TRAWLER_CHAOS_RESTARTS", "broker,redis")
                         .replace(" ", "").split(",")) if x]
@@ -167,6 +174,11 @@ class Fleet:
             cmd += ["--allow-private", "--delay", "0", "--host-connections", "2"]
         else:
             cmd += ["--out", str(self.outdir)]
+            if TXN:
+                # stable per slot: the replacement fences the killed one's
+                # open transaction instead of waiting for its timeout
+                cmd += ["--transactional", "--items",
+                        "--transactional-id", f"chaos-consumer-{slot}"]
         with open(log, "ab") as fh:
             proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                     stdout=fh, stderr=subprocess.STDOUT)
@@ -352,6 +364,24 @@ def redis_pending_entries(svc, cid, limit=200):
         return [f"(could not read Redis: {e})"], ""
 
 
+def dump_items(ctl, env, cid, committed=True):
+    """URLs of crawl cid's items in the items topic, as a read_committed (or
+    read_uncommitted) reader sees them; (urls, error text or None)."""
+    args = [str(ctl), "dump-items"]
+    if not committed:
+        args.append("--kafka.isolation.level=read_uncommitted")
+    try:
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return [], "trawlerctl dump-items timed out"
+    urls = []
+    for line in r.stdout.splitlines():
+        rec = json.loads(line)
+        if rec.get("crawl_id") == cid:
+            urls.append(rec.get("url"))
+    return urls, None if r.returncode == 0 else f"status {r.returncode}: {r.stderr}"
+
+
 def grep_logs(workers, pattern):
     rx = re.compile(pattern)
     hits = []
@@ -389,9 +419,9 @@ def main():
              f"{redis_gap:.1f}s after the broker is back; kills: "
              + ", ".join(f"+{t:.1f}s {r}[{s}]" for t, r, s in kills
                          if t <= CHAOS_MAX))
-    chk.info("not tested: Kafka-transactional items (read_committed, no page "
-             "twice in the items topic) - transactional mode is not "
-             "implemented in the crawler")
+    chk.info("consumers: " + ("--transactional --items (items topic checked "
+                              "with read_committed)" if TXN else
+                              "not transactional (TRAWLER_CHAOS_TXN=0): items not checked"))
 
     server = None
     fleet = None
@@ -602,6 +632,23 @@ def main():
         chk.check(not missing and not extra,
                   f"pages.jsonl URL set == reachable set ({N} expected, "
                   f"{len(got & expected)} found)", detail)
+        items_line = "not checked (TRAWLER_CHAOS_TXN=0)"
+        if TXN:
+            items, ierr = dump_items(ctl, env, cid, committed=True)
+            all_items, _ = dump_items(ctl, env, cid, committed=False)
+            icounts = collections.Counter(items)
+            twice = sorted((u for u, n in icounts.items() if n > 1), key=str)
+            igot = {u for u in icounts if not (is_robots(u) and u not in expected)}
+            chk.check(ierr is None, "items topic read to its end with read_committed "
+                      "(trawlerctl dump-items)", ierr or "")
+            chk.check(not twice, f"no page twice in the transactional items topic "
+                      f"(read_committed, {len(items)} items)",
+                      lib.show_list(f"{u} x{icounts[u]}" for u in twice))
+            chk.check(igot == expected, f"items topic URL set == reachable set ({N} expected, "
+                      f"{len(igot & expected)} found)",
+                      lib.show_list(sorted(igot ^ expected, key=str)))
+            items_line = (f"{len(items)} read_committed, {len(all_items) - len(items)} more "
+                          "in aborted transactions (read_uncommitted)")
         dup_lines = sum(n - 1 for u, n in counts.items() if n > 1 and u in expected)
         dup_urls = sum(1 for u, n in counts.items() if n > 1 and u in expected)
 
@@ -650,6 +697,7 @@ def main():
               "by the driver")
         print(f"  duplicates     {dup_lines} extra pages.jsonl lines ({dup_urls} URLs "
               f"more than once) of {len(records)} lines")
+        print(f"  items topic    {items_line}")
         print(f"  dup fetches    {dup_fetches} extra requests ({dup_fetch_urls} URLs "
               f"fetched more than once) of {sum(fetches.values())} requests")
         print(f"  lease reaper   {reaped} URLs re-enqueued; redis reconnects logged "
