@@ -7,7 +7,7 @@
 # usage: bench/run.sh [--pages N[,N...]] [--repeat R] [--producers N]
 #                     [--consumers M] [--host-connections C] [--no-wget]
 #                     [--no-chart] [--rev REV] [--timeout S] [--wait-idle S]
-#                     [--keep] [--smoke]
+#                     [--keep] [--smoke] [--profile]
 #
 #   --pages N[,N...]   site size(s), each one configuration (default 20000);
 #                      with two or more sizes the table gets the worker-RSS
@@ -28,6 +28,11 @@
 #   --keep             keep the work directory (site, logs, pages.jsonl)
 #   --smoke            CI check: 300 pages, 1 run, no wget, no chart; exits
 #                      non-zero unless the crawl completes with every page
+#   --profile          run the workers under callgrind (instruction counts,
+#                      repeatable on a busy machine) and write the top
+#                      functions per worker to profile-WORKER.txt in the
+#                      results; rates, CPU and RSS of such a run are not
+#                      comparable (use a small --pages, e.g. 3000)
 #
 # Results: bench/results/<timestamp>/results.md (table: metric, median, all
 # runs, target), metrics.jsonl (one line per run), chart.png; the table is
@@ -53,6 +58,7 @@ REV=""
 TIMEOUT=""
 KEEP=0
 SMOKE=0
+PROFILE=0
 WAIT_IDLE=30
 BUSY_BEFORE=0
 ARGS_ORIG="$*"
@@ -77,6 +83,7 @@ while [ $# -gt 0 ]; do
     --wait-idle) need_value "$@"; WAIT_IDLE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --smoke) SMOKE=1; shift ;;
+    --profile) PROFILE=1; WGET=0; CHART=0; shift ;;
     -h|--help) usage ;;
     *) echo "$ME: unknown argument $1" >&2; usage ;;
   esac
@@ -372,7 +379,9 @@ run_trawler() {
   k0=$(cpu_ticks "$kpid"); rd0=$(cpu_ticks "$rpid"); n0=$(cpu_ticks $(nginx_pids))
   read -r m0 mt0 < <(machine_ticks)
   t0=$EPOCHREALTIME
-  (cd "$SRC" && TRAWLER_WORKER_WRAP="$TIMEBIN -f %e,%U,%S,%M -o $rd/time-WORKER.txt" \
+  local wrap="$TIMEBIN -f %e,%U,%S,%M -o $rd/time-WORKER.txt"
+  [ "$PROFILE" = 0 ] || wrap="valgrind --tool=callgrind --callgrind-out-file=$rd/callgrind-WORKER.out"
+  (cd "$SRC" && TRAWLER_WORKER_WRAP="$wrap" \
      ./run.sh --allow-private --delay 0 --host-connections "$HOST_CONNS" \
        --producers "$PRODUCERS" --consumers "$CONSUMERS" --crawl-id "$cid" \
        --timeout "$CRAWL_TIMEOUT" --out "$rd/out" "$@") >"$rd/summary.txt" 2>"$rd/run.log" || rc=$?
@@ -466,6 +475,16 @@ print(json.dumps(m))
 PY
   [ "$KEEP" = 1 ] || rm -f "$rd/out/pages.jsonl"
   mkdir -p "$RESULTS/$(basename "$rd")"
+  local cg cg_name
+  for cg in "$rd"/callgrind-*.out; do
+    [ -f "$cg" ] || continue
+    cg_name=$(basename "$cg" .out); cg_name=${cg_name#callgrind-}
+    callgrind_annotate --inclusive=no "$cg" 2>/dev/null | sed -n '1,60p' \
+      >"$RESULTS/$(basename "$rd")/profile-$cg_name.txt"
+    callgrind_annotate --inclusive=yes "$cg" 2>/dev/null | sed -n '1,60p' \
+      >"$RESULTS/$(basename "$rd")/profile-$cg_name-inclusive.txt"
+    say "profile of $cg_name: $RESULTS/$(basename "$rd")/profile-$cg_name.txt"
+  done
   cp "$rd"/summary.txt "$rd"/status.txt "$rd"/time-*.txt "$rd"/redis-*.txt "$rd"/run.log "$RESULTS/$(basename "$rd")/" 2>/dev/null || true
   for f in "$rd"/out/logs/*.log; do
     [ -f "$f" ] && tail -n 200 "$f" >"$RESULTS/$(basename "$rd")/$(basename "$f")"
