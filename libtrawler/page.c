@@ -112,7 +112,7 @@ static int follow_url(tr_page *pg, const char *cu, fpset *seen)
 	if (pg->scope && tr_scope_normalize(pg->scope, &u, cu) != TR_OK)
 		return TR_ENOMEM;
 	const char *url = u ? u : cu;
-	if (tr_url_host_key(key, sizeof(key), url) != TR_OK)
+	if (tr_url_host_key_canonical(key, sizeof(key), url) != TR_OK)
 		goto out;
 	if (pg->scope) {
 		int why = tr_scope_check(pg->scope, pg->crawl, url, key);

@@ -635,6 +635,60 @@ out:
 	return rc;
 }
 
+int tr_url_host_key_canonical(char *out, size_t outlen, const char *canonical)
+{
+	int rc = TR_EINVAL;
+	const char *auth, *end, *at, *host_end, *port = NULL;
+	size_t hlen, plen;
+	const char *dflt;
+
+	if (strncmp(canonical, "http://", 7) == 0) {
+		auth = canonical + 7;
+		dflt = "80";
+	} else if (strncmp(canonical, "https://", 8) == 0) {
+		auth = canonical + 8;
+		dflt = "443";
+	} else {
+		goto out;
+	}
+	end = strchr(auth, '/'); /* canonical URLs always have a path */
+	if (end == NULL)
+		goto out;
+	at = memchr(auth, '@', (size_t)(end - auth)); /* userinfo has '@' encoded */
+	if (at != NULL)
+		auth = at + 1;
+	if (*auth == '[') {
+		host_end = memchr(auth, ']', (size_t)(end - auth));
+		if (host_end == NULL)
+			goto out;
+		host_end++;
+	} else {
+		host_end = memchr(auth, ':', (size_t)(end - auth));
+		if (host_end == NULL)
+			host_end = end;
+	}
+	if (host_end == auth)
+		goto out;
+	if (host_end < end) {
+		if (*host_end != ':' || host_end + 1 == end)
+			goto out;
+		port = host_end + 1;
+	}
+	hlen = (size_t)(host_end - auth);
+	plen = port ? (size_t)(end - port) : strlen(dflt);
+	if (hlen + 1 + plen + 1 > outlen) {
+		rc = TR_ETOOBIG;
+		goto out;
+	}
+	memcpy(out, auth, hlen);
+	out[hlen] = ':';
+	memcpy(out + hlen + 1, port ? port : dflt, plen);
+	out[hlen + 1 + plen] = '\0';
+	rc = 0;
+out:
+	return rc;
+}
+
 bool tr_url_is_http(const char *url)
 {
 	char *canonical = NULL;

@@ -75,6 +75,12 @@ int tr_url_canonicalize(char **out, const char *url);
  * is untouched. */
 int tr_url_host_key(char *out, size_t outlen, const char *url);
 
+/* The same key read straight from a URL that tr_url_canonicalize() produced
+ * (no parsing, for the per-link hot path). Returns 0, TR_EINVAL when
+ * `canonical` is not in canonical form, or TR_ETOOBIG; out is untouched on
+ * failure. For any URL u: tr_url_host_key(u) == this(canonicalize(u)). */
+int tr_url_host_key_canonical(char *out, size_t outlen, const char *canonical);
+
 /* 64-bit fingerprint of the first len bytes of canonical_url: FNV-1a 64
  * followed by the splitmix64 finalizer. Stable across platforms, builds and
  * runs (it is stored in Redis). Never fails; canonical_url may be NULL when

@@ -51,6 +51,12 @@ static void fuzz_check_canonical(const char *url)
 	rc = tr_url_host_key(key, sizeof(key), url);
 	if (rc != 0)
 		fuzz_fail("tr_url_host_key rejects a canonical URL", url);
+	{
+		char fast[sizeof(key)];
+		if (tr_url_host_key_canonical(fast, sizeof(fast), url) != 0 ||
+		    strcmp(fast, key) != 0)
+			fuzz_fail("tr_url_host_key_canonical differs from tr_url_host_key", url);
+	}
 	/* A fragment-only reference is the URL itself. */
 	rc = tr_url_resolve(&again, url, "#x");
 	if (rc != 0 || strcmp(again, url) != 0)

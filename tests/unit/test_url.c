@@ -127,6 +127,13 @@ static void run_case(int lineno, char *base, char *ref, const char *expected)
 	check(rc == 0 && strcmp(again, got) == 0, what, "not idempotent: %s -> rc=%d %s", got, rc,
 	      again != NULL ? again : "(null)");
 	check(tr_url_is_http(got), what, "canonical URL is not http per tr_url_is_http");
+	{ /* the fast host key of the canonical form equals the parsed one */
+		char k1[300] = "", k2[300] = "";
+		int r1 = tr_url_host_key(k1, sizeof(k1), got);
+		int r2 = tr_url_host_key_canonical(k2, sizeof(k2), got);
+		check(r1 == r2 && strcmp(k1, k2) == 0, what,
+		      "host key of %s: parsed rc=%d %s, canonical rc=%d %s", got, r1, k1, r2, k2);
+	}
 	/* The parsed-base API agrees with the one-shot one. */
 	if (strcmp(base, "-") != 0) {
 		rc = tr_url_base_new(&b, base);
