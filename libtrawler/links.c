@@ -21,7 +21,7 @@
 
 #define LINKS_PARSE_OPTIONS                                                                        \
 	(HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER |       \
-	 HTML_PARSE_COMPACT)
+	 HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC)
 
 /* A candidate link: its raw reference is at arena + off. */
 typedef struct links_cand {
@@ -323,7 +323,7 @@ static int links_parse(links_state *st, const char *html, size_t len, const char
 
 	if (len == 0)
 		goto out;
-	rc = tr_html_prepare(&html, len, &charset, &owned);
+	rc = tr_html_prepare(&html, &len, charset, &owned);
 	if (rc != 0)
 		goto out;
 	ctxt = htmlNewParserCtxt();
@@ -341,7 +341,7 @@ static int links_parse(links_state *st, const char *html, size_t len, const char
 	ctxt->_private = st;
 	st->ctxt = ctxt;
 	/* A NULL result is normal here: no tree is built. */
-	doc = htmlCtxtReadMemory(ctxt, html, (int)len, NULL, charset, LINKS_PARSE_OPTIONS);
+	doc = htmlCtxtReadMemory(ctxt, html, (int)len, NULL, "UTF-8", LINKS_PARSE_OPTIONS);
 	if (doc != NULL)
 		xmlFreeDoc(doc);
 	rc = st->rc;
