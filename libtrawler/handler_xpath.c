@@ -16,6 +16,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "metrics.h"
 #include "log.h"
 #include "htmlinput.h"
 #include "pipeline.h"
@@ -265,8 +266,11 @@ static void xpathh_take(xpathh_run *run, const char *value)
 		run->full = true;
 		return;
 	}
-	if (++run->taken >= run->limit)
+	if (++run->taken >= run->limit) {
 		run->full = true;
+		if (run->limit == TR_RULES_MAX_VALUES)
+			tr_metrics_limit_hit("rule_values");
+	}
 }
 
 /* A number as XPath 1.0's string() writes it. libxml2 2.9 switches to

@@ -374,8 +374,7 @@ int tr_html_prepare(const char **html, size_t *len, const char *charset, char **
 	if (rc == TR_EINVAL) /* iconv knew the name a moment ago: read UTF-8 */
 		rc = convert_utf8(&o, p, n);
 	if (rc == TR_ETOOBIG) {
-		const char *lim[] = {"html_utf8"};
-		tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
+		tr_metrics_limit_hit("html_utf8");
 		rc = TR_OK;
 	}
 	if (rc != TR_OK)
