@@ -874,8 +874,7 @@ static void process_batch(cons *c, rd_kafka_message_t **msgs, int nmsgs)
 				publish_link(c, &items[i], k);
 				admitted++;
 			} else if (d == TR_ADMIT_CAPPED) {
-				const char *lim[] = {"pages_per_host"};
-				tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
+				tr_metrics_limit_hit("pages_per_host");
 			} else {
 				seen++;
 			}

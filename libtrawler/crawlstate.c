@@ -7,6 +7,7 @@
 
 #include "crawlstate.h"
 #include "log.h"
+#include "metrics.h"
 
 /* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, now_ms, max URLs
  * per host (0 = no cap), then quintuples (bucket, member, fp, depth, url).
@@ -271,7 +272,8 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
 			rc = TR_ENOMEM;
 			goto out;
 		}
-		for (char *tok = strtok_r(copy, " ", &save); tok && tmp.nscope < TR_CRAWL_MAX_SCOPE;
+		char *tok;
+		for (tok = strtok_r(copy, " ", &save); tok && tmp.nscope < TR_CRAWL_MAX_SCOPE;
 		     tok = strtok_r(NULL, " ", &save)) {
 			if (!(tmp.scope[tmp.nscope] = strdup(tok))) {
 				free(copy);
@@ -281,6 +283,8 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info)
 			}
 			tmp.nscope++;
 		}
+		if (tok)
+			tr_metrics_limit_hit("scope_hosts"); /* more hosts than kept */
 		free(copy);
 	}
 	tmp.loaded_ms = tr_mono_ms();

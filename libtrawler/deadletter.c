@@ -17,6 +17,8 @@ uint8_t *tr_deadletter_pack(const rd_kafka_message_t *m, const char *source_topi
 	dl.offset = m->offset;
 	dl.original.data = m->payload;
 	dl.original.len = m->len > TR_DEADLETTER_MAX_ORIGINAL ? TR_DEADLETTER_MAX_ORIGINAL : m->len;
+	if (m->len > TR_DEADLETTER_MAX_ORIGINAL)
+		tr_metrics_limit_hit("deadletter_original");
 	dl.at_ms = tr_now_ms();
 	dl.worker_id = (char *)worker_id;
 	*len = trawler__v1__dead_letter__get_packed_size(&dl);

@@ -11,6 +11,7 @@
 #include "fetch.h"
 #include "request.h"
 #include "log.h"
+#include "metrics.h"
 
 #define MAX_HEADER_BYTES (64 * 1024) /* header block of one response */
 #define MAX_HEADERS 100
@@ -27,6 +28,7 @@ typedef struct xfer {
 	char *hop_url[MAX_HOPS];
 	long hop_status[MAX_HOPS];
 	int nhops;
+	bool hops_capped; /* a hop past MAX_HOPS was not recorded */
 	bool truncated;
 	bool blocked;
 	bool running;
@@ -267,8 +269,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 static void note_hop(xfer *x)
 {
 	char *url = NULL;
-	if (x->cur_status < 300 || x->cur_status > 399 || x->nhops >= MAX_HOPS)
+	if (x->cur_status < 300 || x->cur_status > 399)
 		return;
+	if (x->nhops >= MAX_HOPS) {
+		if (!x->hops_capped) /* once per fetch */
+			tr_metrics_limit_hit("redirect_hops_kept");
+		x->hops_capped = true;
+		return;
+	}
 	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
 	if (url && (x->hop_url[x->nhops] = strdup(url)) != NULL) {
 		x->hop_status[x->nhops] = x->cur_status;
@@ -300,6 +308,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	}
 	if (tr_buf_add(&x->hdr, p, len) != TR_OK) {
 		x->hdr_too_big = true;
+		tr_metrics_limit_hit("header_size");
 		return 0; /* header block over the cap: abort */
 	}
 	return len;
@@ -379,7 +388,7 @@ static void xfer_clear(xfer *x)
 	tr_buf_reset(&x->body);
 	tr_buf_reset(&x->hdr);
 	x->truncated = x->blocked = false;
-	x->type_refused = x->body_refused = x->hdr_too_big = false;
+	x->type_refused = x->body_refused = x->hdr_too_big = x->hops_capped = false;
 	curl_slist_free_all(x->req_headers);
 	x->req_headers = NULL;
 	x->cur_status = 0;
@@ -601,6 +610,8 @@ static size_t parse_headers(tr_buf *hdr, Trawler__V1__Header *hv, Trawler__V1__H
 		}
 		p = next;
 	}
+	if (n == MAX_HEADERS && p && strchr(p, ':') != NULL)
+		tr_metrics_limit_hit("headers_kept"); /* more header lines were left */
 	return n;
 }
 

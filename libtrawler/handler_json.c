@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "metrics.h"
 #include "log.h"
 #include "pipeline.h"
 #include "rules.h"
@@ -114,8 +115,11 @@ static void jsonh_take(jsonh_run *run, json_object *v)
 		run->full = true;
 		return;
 	}
-	if (++run->taken >= run->limit)
+	if (++run->taken >= run->limit) {
 		run->full = true;
+		if (run->limit == TR_RULES_MAX_VALUES)
+			tr_metrics_limit_hit("rule_values");
+	}
 }
 
 /* Apply steps [i..) of the rule's path to v, in document order. Recursion

@@ -16,6 +16,7 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
+#include "metrics.h"
 #include "log.h"
 #include "htmlinput.h"
 #include "pipeline.h"
@@ -24,7 +25,7 @@
 
 #define XPATHH_PARSE_OPTIONS                                                                       \
 	(HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER |       \
-	 HTML_PARSE_COMPACT)
+	 HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC)
 
 /* XPath steps one rule may take on one page (libxml2 counts operations and
  * visited nodes): bounds the time a pathological page can cost. */
@@ -192,11 +193,10 @@ out:
 }
 
 /*
- * Parse the page the way links.c does, so both see the same document: the
- * declared charset, else UTF-8 when the bytes are valid UTF-8 (libxml2 2.9
- * would read undeclared non-ASCII as ISO-8859-1), else what libxml2 finds
- * in <meta>; NUL bytes read as spaces (libxml2 2.9 stops at a NUL) except
- * in UTF-16/32 documents. *doc is NULL when nothing could be parsed.
+ * Parse the page the way links.c does, so both see the same document:
+ * converted to UTF-8 by tr_html_prepare() (htmlinput.h says which charset
+ * is read; invalid sequences become U+FFFD, NULs spaces). *doc is NULL
+ * when nothing could be parsed.
  */
 static int xpathh_parse(xmlDocPtr *doc, const char *body, size_t len, const char *content_type)
 {
@@ -206,9 +206,13 @@ static int xpathh_parse(xmlDocPtr *doc, const char *body, size_t len, const char
 	*doc = NULL;
 	if (len > INT_MAX)
 		return TR_ETOOBIG;
-	if (tr_html_prepare(&body, len, &charset, &copy) != TR_OK)
+	if (tr_html_prepare(&body, &len, charset, &copy) != TR_OK)
 		return TR_ENOMEM;
-	*doc = htmlReadMemory(body, (int)len, NULL, charset, XPATHH_PARSE_OPTIONS);
+	if (len > INT_MAX) {
+		free(copy);
+		return TR_ETOOBIG;
+	}
+	*doc = htmlReadMemory(body, (int)len, NULL, "UTF-8", XPATHH_PARSE_OPTIONS);
 	free(copy);
 	return TR_OK;
 }
@@ -262,8 +266,11 @@ static void xpathh_take(xpathh_run *run, const char *value)
 		run->full = true;
 		return;
 	}
-	if (++run->taken >= run->limit)
+	if (++run->taken >= run->limit) {
 		run->full = true;
+		if (run->limit == TR_RULES_MAX_VALUES)
+			tr_metrics_limit_hit("rule_values");
+	}
 }
 
 /* A number as XPath 1.0's string() writes it. libxml2 2.9 switches to

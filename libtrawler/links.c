@@ -8,6 +8,7 @@
 
 #include "htmlinput.h"
 #include "links.h"
+#include "metrics.h"
 #include "utf8.h"
 #include "url.h"
 
@@ -21,7 +22,7 @@
 
 #define LINKS_PARSE_OPTIONS                                                                        \
 	(HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER |       \
-	 HTML_PARSE_COMPACT)
+	 HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC)
 
 /* A candidate link: its raw reference is at arena + off. */
 typedef struct links_cand {
@@ -59,6 +60,7 @@ typedef struct links_set {
 	size_t *slots; /* item index + 1, 0 = empty; size is mask + 1, a power of two */
 	size_t mask;
 	size_t dropped;
+	bool capped; /* a link came after max (counted once per page) */
 	const tr_url_base *base;
 } links_set;
 
@@ -323,7 +325,7 @@ static int links_parse(links_state *st, const char *html, size_t len, const char
 
 	if (len == 0)
 		goto out;
-	rc = tr_html_prepare(&html, len, &charset, &owned);
+	rc = tr_html_prepare(&html, &len, charset, &owned);
 	if (rc != 0)
 		goto out;
 	ctxt = htmlNewParserCtxt();
@@ -341,7 +343,7 @@ static int links_parse(links_state *st, const char *html, size_t len, const char
 	ctxt->_private = st;
 	st->ctxt = ctxt;
 	/* A NULL result is normal here: no tree is built. */
-	doc = htmlCtxtReadMemory(ctxt, html, (int)len, NULL, charset, LINKS_PARSE_OPTIONS);
+	doc = htmlCtxtReadMemory(ctxt, html, (int)len, NULL, "UTF-8", LINKS_PARSE_OPTIONS);
 	if (doc != NULL)
 		xmlFreeDoc(doc);
 	rc = st->rc;
@@ -427,10 +429,13 @@ static int links_set_add(links_set *set, const char *ref, unsigned flags)
 
 	if (set->count >= set->max) {
 		set->dropped++;
+		set->capped = set->max > 0;
 		goto out;
 	}
 	rc = tr_url_resolve_base(&url, set->base, ref);
 	if (rc != 0) {
+		if (rc == TR_ETOOBIG)
+			tr_metrics_limit_hit("url_length");
 		if (rc != TR_ENOMEM) {
 			set->dropped++;
 			rc = 0;
@@ -537,6 +542,10 @@ int tr_links_extract_charset(tr_links *out, const char *html, size_t len, const 
 		rc = links_set_add(&set, st->arena + st->cands[i].off, st->cands[i].flags);
 	if (rc != 0)
 		goto out;
+	if (set.capped)
+		tr_metrics_limit_hit("links_per_page");
+	if (st->title_full)
+		tr_metrics_limit_hit("title");
 	res.items = set.items;
 	res.count = set.count;
 	res.dropped = set.dropped;

@@ -45,14 +45,17 @@ void tr_links_global_cleanup(void);
  * all its occurrences had rel=nofollow. Candidates that do not resolve to an
  * http(s) URL, or come after the cap, are only counted in out->dropped.
  *
- * Encoding (see tr_links_extract_charset() for a known one): a BOM decides;
- * else a document that is entirely valid UTF-8 is read as UTF-8; else
- * libxml2 follows <meta charset> / http-equiv, and reads undeclared
- * non-ASCII bytes as ISO-8859-1 (the HTML 4 default). Strings come back as
- * UTF-8; non-ASCII in references is percent-encoded as UTF-8.
+ * Encoding (see tr_html_sniff() in htmlinput.h): a BOM decides; else the
+ * charset passed to tr_links_extract_charset(); else a document that is
+ * entirely valid UTF-8 is read as UTF-8; else the <meta charset> /
+ * http-equiv in its first 4 KiB; else windows-1252 (as browsers do). The
+ * document is converted to UTF-8 before libxml2 sees it: an invalid byte
+ * sequence in any charset becomes U+FFFD and everything after it is still
+ * read. Strings come back as UTF-8; non-ASCII in references is
+ * percent-encoded as UTF-8.
  * Any byte sequence is accepted: malformed HTML and binary junk yield
  * whatever libxml2's recovering parser finds, possibly nothing; NUL bytes
- * are read as spaces (except in UTF-16/32 documents).
+ * are read as spaces.
  *
  * Returns 0 and fills *out, which the caller releases with
  * tr_links_free(); TR_EINVAL when out or page_url is NULL, html is NULL
@@ -67,7 +70,7 @@ int tr_links_extract(tr_links *out, const char *html, size_t len, const char *pa
 
 /* tr_links_extract() with the document's encoding as the caller knows it
  * (e.g. the charset of the HTTP Content-Type, "ISO-8859-1"); NULL or an
- * encoding libxml2 does not know means "detect". */
+ * encoding iconv does not know means "detect". */
 int tr_links_extract_charset(tr_links *out, const char *html, size_t len, const char *page_url,
 			     const char *charset, size_t max_links);
 

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "metrics.h"
 
 #define LOG_LINE_MAX 4096
 
@@ -45,6 +46,9 @@ int tr_log_parse_format(tr_log_format *out, const char *s)
 	return rc;
 }
 
+/* Set when the line being built lost bytes to LOG_LINE_MAX. */
+static _Thread_local bool line_cut;
+
 /* Append `s` to buf at *pos, escaped for the current format. Truncates. */
 static void put_value(char *buf, size_t *pos, const char *s, bool quote_always)
 {
@@ -66,6 +70,8 @@ static void put_value(char *buf, size_t *pos, const char *s, bool quote_always)
 			buf[p++] = (char)c;
 		}
 	}
+	if (*s)
+		line_cut = true;
 	if (quote && p < LOG_LINE_MAX - 1)
 		buf[p++] = '"';
 	*pos = p;
@@ -74,8 +80,10 @@ static void put_value(char *buf, size_t *pos, const char *s, bool quote_always)
 static void put_raw(char *buf, size_t *pos, const char *s)
 {
 	size_t n = strlen(s);
-	if (*pos + n >= LOG_LINE_MAX - 2)
+	if (*pos + n >= LOG_LINE_MAX - 2) {
+		line_cut = line_cut || *pos + n > LOG_LINE_MAX - 2;
 		n = LOG_LINE_MAX - 2 - *pos;
+	}
 	memcpy(buf + *pos, s, n);
 	*pos += n;
 }
@@ -104,6 +112,7 @@ static void log_emit(tr_log_level lvl, const char *msg, int nkv, va_list ap)
 	struct timespec now;
 	struct tm tm;
 
+	line_cut = false;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -124,6 +133,8 @@ static void log_emit(tr_log_level lvl, const char *msg, int nkv, va_list ap)
 	buf[pos++] = '\n';
 	ssize_t w = write(STDERR_FILENO, buf, pos);
 	TR_UNUSED(w);
+	if (line_cut)
+		tr_metrics_limit_hit("log_line");
 }
 
 void tr_log(tr_log_level lvl, const char *msg, int nkv, ...)

@@ -47,9 +47,16 @@ typedef struct fam_def {
 static const double fetch_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 						0.5,   1,    2.5,   5,	  10,  30};
 static const char *const status_classes[] = {"2xx", "3xx", "4xx", "5xx", "error", NULL};
-static const char *const limit_names[] = {"body_size",		"header_size", "links_per_page",
-					  "url_length",		"queue_full",  "metric_series",
-					  "metric_label_value", NULL};
+/* Every cap that counts its hits (docs/limits.md): created at 0. */
+static const char *const limit_names[] = {
+    "body_size",	 "header_size",		"headers_kept",	      "redirect_hops_kept",
+    "retry_wait",	 "queue_full",		"robots_size",	      "robots_rules",
+    "robots_rule_bytes", "robots_sitemaps",	"robots_crawl_delay", "html_utf8",
+    "url_length",	 "followed_url_length", "links_per_page",     "title",
+    "pages_per_host",	 "max_depth",		"query_params",	      "scope_hosts",
+    "rule_values",	 "field_values",	"field_value_bytes",  "deadletter_original",
+    "sitemap",		 "polite_dns_cache",	"log_line",	      "metrics_head",
+    "metrics_timeout",	 "metric_series",	"metric_label_value", NULL};
 
 static const fam_def families[] = {
     [TR_METRIC_FETCHES] = {.name = "trawler_fetches_total",
@@ -501,6 +508,12 @@ void tr_metrics_observe(tr_metric_id id, const char *const label_values[], doubl
 	update(id, label_values, v, OP_OBSERVE);
 }
 
+void tr_metrics_limit_hit(const char *limit)
+{
+	const char *lim[] = {limit};
+	tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
+}
+
 const char *tr_metrics_status_class(long http_status)
 {
 	static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
@@ -791,9 +804,11 @@ static void conn_read(conn *c, int64_t now)
 	if (memmem(c->in.data, c->in.len, "\r\n\r\n", 4) != NULL ||
 	    memmem(c->in.data, c->in.len, "\n\n", 2) != NULL)
 		conn_handle(c, now);
-	else if (c->in.len >= TR_METRICS_HEAD_MAX)
+	else if (c->in.len >= TR_METRICS_HEAD_MAX) {
+		tr_metrics_limit_hit("metrics_head");
 		conn_text(c, now, "431 Request Header Fields Too Large", "",
 			  "request head too large\n", false);
+	}
 out:
 	return;
 }
@@ -886,8 +901,12 @@ static void *server_main(void *arg)
 				conn_linger(c);
 		}
 		for (size_t i = 0; i < TR_METRICS_MAX_CONNS; i++)
-			if (g_srv.conns[i].state != CONN_FREE && now >= g_srv.conns[i].deadline_ms)
+			if (g_srv.conns[i].state != CONN_FREE &&
+			    now >= g_srv.conns[i].deadline_ms) {
+				if (g_srv.conns[i].state != CONN_LINGER)
+					tr_metrics_limit_hit("metrics_timeout");
 				conn_close(&g_srv.conns[i]);
+			}
 		if (!stop && listen_idx >= 0 && (pfds[listen_idx].revents & POLLIN))
 			accept_new(now);
 	}

@@ -77,6 +77,11 @@ void tr_metrics_set(tr_metric_id id, const char *const label_values[], double v)
  * Thread-safe. */
 void tr_metrics_observe(tr_metric_id id, const char *const label_values[], double v);
 
+/* Count one hit of the hard cap `limit` (a name from docs/limits.md, e.g.
+ * "title") in trawler_limit_hits_total{limit}. Thread-safe; a no-op before
+ * init, so library code may call it whoever links it. */
+void tr_metrics_limit_hit(const char *limit);
+
 /* "2xx", "3xx", "4xx", "5xx" for an HTTP status of 200..599, else "error"
  * (no response). The label value for TR_METRIC_FETCHES; a static string. */
 const char *tr_metrics_status_class(long http_status);

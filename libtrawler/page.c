@@ -6,6 +6,7 @@
 #include "fetch.h"
 #include "htmlinput.h"
 #include "jsonw.h"
+#include "metrics.h"
 #include "utf8.h"
 #include "page.h"
 #include "request.h"
@@ -107,8 +108,12 @@ static int follow_url(tr_page *pg, const char *cu, fpset *seen)
 	char *u = NULL;
 	int rc = TR_OK;
 	uint32_t depth = pg->res->request ? pg->res->request->depth : 0;
-	if ((long)depth + 1 > pg->max_depth || !pg->crawl)
+	if (!pg->crawl)
 		return TR_OK;
+	if ((long)depth + 1 > pg->max_depth) {
+		tr_metrics_limit_hit("max_depth");
+		return TR_OK;
+	}
 	if (pg->scope && tr_scope_normalize(pg->scope, &u, cu) != TR_OK)
 		return TR_ENOMEM;
 	const char *url = u ? u : cu;
@@ -189,8 +194,10 @@ int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool lis
 {
 	tr_field *f = field_find(pg, name);
 	size_t vlen = strlen(value);
-	if (pg->nvalues >= TR_PAGE_MAX_FIELD_VALUES)
+	if (pg->nvalues >= TR_PAGE_MAX_FIELD_VALUES) {
+		tr_metrics_limit_hit("field_values");
 		return TR_ETOOBIG;
+	}
 	if (!f) {
 		if (pg->nfields == pg->fields_cap) {
 			size_t cap = pg->fields_cap ? pg->fields_cap * 2 : 8;
@@ -215,6 +222,7 @@ int tr_page_add_field(tr_page *pg, const char *name, const char *value, bool lis
 		f->cap = cap;
 	}
 	if (vlen > TR_PAGE_MAX_VALUE_BYTES) {
+		tr_metrics_limit_hit("field_value_bytes");
 		vlen = TR_PAGE_MAX_VALUE_BYTES;
 		while (vlen > 0 && ((unsigned char)value[vlen] & 0xC0) == 0x80)
 			vlen--; /* do not split a UTF-8 sequence */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "metrics.h"
 #include "polite.h"
 #include "url.h"
 
@@ -237,8 +238,10 @@ static bool resolve(tr_polite_resolver *r, const char *host, long port, char *ad
 	freeaddrinfo(res);
 	if (!found[0])
 		return false;
-	if (r->ncached >= TR_POLITE_DNS_MAX)
+	if (r->ncached >= TR_POLITE_DNS_MAX) {
+		tr_metrics_limit_hit("polite_dns_cache");
 		cache_clear(r);
+	}
 	dns_entry *e = calloc(1, sizeof(*e));
 	if (e && (e->host = strdup(host))) {
 		snprintf(e->addr, sizeof(e->addr), "%s", found);

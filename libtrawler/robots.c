@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "robots.h"
 
 #define ROBOTS_PATH_STACK 2048 /* normalized paths up to this many bytes need no malloc */
@@ -227,6 +228,10 @@ static int robots_set_add(robots_set *set, bool allow, const char *v, size_t n)
 	uint16_t *fail;
 	size_t w, i, m, start;
 
+	if (n > TR_ROBOTS_MAX_PATTERN)
+		tr_metrics_limit_hit("robots_rule_bytes");
+	else if (n > 0 && set->nrules >= TR_ROBOTS_MAX_RULES)
+		tr_metrics_limit_hit("robots_rules");
 	if (n == 0 || n > TR_ROBOTS_MAX_PATTERN || set->nrules >= TR_ROBOTS_MAX_RULES)
 		goto out;
 	rules = robots_grow(set->rules, &set->rules_cap, set->nrules + 1, sizeof(*rules));
@@ -296,9 +301,11 @@ static int64_t robots_delay_ms(const char *v, size_t n)
 		goto out;
 	for (; fdigits < 3; fdigits++)
 		frac *= 10;
-	ms = secs > max_secs ? TR_ROBOTS_MAX_DELAY_MS : secs * 1000 + frac;
-	if (ms > TR_ROBOTS_MAX_DELAY_MS)
+	ms = secs > max_secs ? TR_ROBOTS_MAX_DELAY_MS + 1 : secs * 1000 + frac;
+	if (ms > TR_ROBOTS_MAX_DELAY_MS) {
+		tr_metrics_limit_hit("robots_crawl_delay");
 		ms = TR_ROBOTS_MAX_DELAY_MS;
+	}
 out:
 	return ms;
 }
@@ -311,6 +318,8 @@ static int robots_add_sitemap(tr_robots *r, const char *v, size_t n)
 	size_t i;
 	char *copy = NULL, **grown;
 
+	if (n > TR_ROBOTS_MAX_SITEMAP_LEN || (n > 0 && r->nsitemaps >= TR_ROBOTS_MAX_SITEMAPS))
+		tr_metrics_limit_hit("robots_sitemaps");
 	if (n == 0 || n > TR_ROBOTS_MAX_SITEMAP_LEN || r->nsitemaps >= TR_ROBOTS_MAX_SITEMAPS)
 		goto out;
 	if (!(n > 7 && robots_ieq(v, 7, "http://", 7)) &&
@@ -438,6 +447,7 @@ static size_t robots_usable_len(const char *body, size_t len)
 	bool cut;
 
 	if (len > TR_ROBOTS_MAX_BYTES) {
+		tr_metrics_limit_hit("robots_size");
 		cut = body[TR_ROBOTS_MAX_BYTES] != '\n' && body[TR_ROBOTS_MAX_BYTES] != '\r';
 		len = TR_ROBOTS_MAX_BYTES;
 		while (cut && len > 0 && body[len - 1] != '\n' && body[len - 1] != '\r')

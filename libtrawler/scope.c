@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "scope.h"
 
 #define MAX_QUERY_PARAMS 256
@@ -126,6 +127,7 @@ int tr_scope_normalize(const tr_scope *s, char **out, const char *url)
 	for (const char *p = q + 1; *p;) {
 		size_t len = strcspn(p, "&");
 		if (n == MAX_QUERY_PARAMS) { /* too many to rewrite safely: keep as is */
+			tr_metrics_limit_hit("query_params");
 			res = strdup(url);
 			goto done;
 		}
@@ -183,8 +185,10 @@ int tr_scope_check(const tr_scope *s, const tr_crawl_info *info, const char *url
 		   const char *host_key)
 {
 	bool in = false;
-	if (s->max_url_length > 0 && (long)strlen(url) > s->max_url_length)
+	if (s->max_url_length > 0 && (long)strlen(url) > s->max_url_length) {
+		tr_metrics_limit_hit("followed_url_length");
 		return TR_SCOPE_TOO_LONG;
+	}
 	for (int i = 0; i < info->nscope && !in; i++)
 		in = s->domain_mode ? same_domain(s, info->scope[i], host_key)
 				    : strcmp(info->scope[i], host_key) == 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "metrics.h"
 #include "sitemap.h"
 
 #define INFLATE_STEP 65536
@@ -149,6 +150,8 @@ out:
 	if (r)
 		xmlFreeTextReader(r);
 	free(plain);
+	if (cut && kind > 0)
+		tr_metrics_limit_hit("sitemap");
 	if (truncated)
 		*truncated = cut && kind > 0;
 	return kind;

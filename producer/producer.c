@@ -174,8 +174,7 @@ static void count_fetch(const Trawler__V1__FetchResult *res)
 		tr_metrics_inc(TR_METRIC_FETCH_ERRORS, err, 1);
 	}
 	if (res->truncated) {
-		const char *lim[] = {"body_size"};
-		tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
+		tr_metrics_limit_hit("body_size");
 	}
 }
 
@@ -216,8 +215,11 @@ static int64_t backoff_ms(const prod *p, const Trawler__V1__FetchResult *res, ui
 	int64_t ra = tr_fetch_retry_after_ms(res);
 	if (ra > ms)
 		ms = ra;
-	if (ms > (int64_t)(p->s->retry_max * 1000))
+	if (ms > (int64_t)(p->s->retry_max * 1000)) {
+		if (ra > (int64_t)(p->s->retry_max * 1000)) /* a server asked for longer */
+			tr_metrics_limit_hit("retry_wait");
 		ms = (int64_t)(p->s->retry_max * 1000);
+	}
 	return ms;
 }
 
@@ -554,6 +556,7 @@ static void backpressure(prod *p)
 	size_t max = (size_t)p->s->max_queued;
 	if (!p->paused && q >= max) {
 		p->paused = true;
+		tr_metrics_limit_hit("queue_full");
 		if (p->assigned)
 			rd_kafka_pause_partitions(p->kc, p->assigned);
 	} else if (p->paused && q < max / 2) {

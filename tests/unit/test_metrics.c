@@ -300,8 +300,23 @@ static char *get(int port, const char *req)
 	return http(port, req, strlen(req));
 }
 
+/* trawler_limit_hits_total{limit="name"} now, -1 when absent. */
+static double limit_hits(const char *name)
+{
+	char *text = render(), key[96];
+	const char *p;
+	double v = -1;
+
+	snprintf(key, sizeof(key), "\ntrawler_limit_hits_total{limit=\"%s\"} ", name);
+	if (text != NULL && (p = strstr(text, key)) != NULL)
+		v = strtod(p + strlen(key), NULL);
+	free(text);
+	return v;
+}
+
 static void test_server(void)
 {
+	double head_hits = limit_hits("metrics_head"), timeout_hits = limit_hits("metrics_timeout");
 	int port = 0, rc = TR_EIO, idle[TR_METRICS_MAX_CONNS], extra;
 	char *r, *big, *body;
 	size_t bigsize = TR_METRICS_HEAD_MAX + 1000;
@@ -364,6 +379,8 @@ static void test_server(void)
 		free(r);
 		free(big);
 	}
+	check(head_hits >= 0 && limit_hits("metrics_head") == head_hits + 1, "head cap counted",
+	      "metrics_head %g -> %g", head_hits, limit_hits("metrics_head"));
 
 	/* Fill every slot with an idle client: one more connection waits in the
 	 * backlog until a slot frees. */
@@ -397,6 +414,9 @@ static void test_server(void)
 		check(waited >= TR_METRICS_READ_TIMEOUT_MS - 500 &&
 			  waited < TR_METRICS_READ_TIMEOUT_MS + 4000,
 		      "read timeout", "closed after %lld ms", (long long)waited);
+		check(timeout_hits >= 0 && limit_hits("metrics_timeout") > timeout_hits,
+		      "read timeout counted", "metrics_timeout %g -> %g", timeout_hits,
+		      limit_hits("metrics_timeout"));
 	}
 	for (int i = 0; i < TR_METRICS_MAX_CONNS; i++)
 		if (idle[i] >= 0)

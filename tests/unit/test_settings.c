@@ -81,6 +81,24 @@ int main(void)
 	tr_settings_free(&s);
 	unsetenv("TRAWLER_DELAY");
 
+	/* a line over the 4094-byte cap stops the start instead of being read
+	 * as two lines (its tail would be parsed as another `name = value`) */
+	{
+		char longpath[] = "/tmp/trawler-settings-long-XXXXXX";
+		int lfd = mkstemp(longpath);
+		FILE *lf = fdopen(lfd, "w");
+		const char *al[] = {"p", "--config", longpath};
+
+		fprintf(lf, "user-agent = ");
+		for (int i = 0; i < 5000; i++)
+			fputc('u', lf);
+		fprintf(lf, "delay = 7\n");
+		fclose(lf);
+		CHECK(load(&s, TR_EXE_PRODUCER, 3, al, err, sizeof(err)) == TR_EINVAL);
+		CHECK(strstr(err, ":1: line longer than 4094 bytes") != NULL);
+		unlink(longpath);
+	}
+
 	/* TRAWLER_CONFIG names the file too */
 	setenv("TRAWLER_CONFIG", path, 1);
 	CHECK(load(&s, TR_EXE_PRODUCER, 1, a0, err, sizeof(err)) == TR_OK);
