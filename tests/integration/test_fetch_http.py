@@ -56,7 +56,10 @@ MAX_REDIRECTS = 5
 ENV1 = {"TRAWLER_MAX_BODY": str(MAX_BODY),
         "TRAWLER_MAX_REDIRECTS": str(MAX_REDIRECTS),
         "TRAWLER_MAX_ATTEMPTS": "1"}
-HOLD_SECS = 6
+# long enough for `trawlerctl seed` to admit the Range seed before the held
+# page completes the crawl, also on a loaded machine (6 s was not: the seed
+# landed after completion and the workers had left)
+HOLD_SECS = 15
 RUN_TIMEOUT = 120
 PDF = b"%PDF-1.4\n% trawler test document\n" + b"0" * 2000 + b"\n%%EOF\n"
 CODINGS = {"gzip": "gzip", "deflate": "deflate", "brotli": "br"}
