@@ -7,7 +7,8 @@
 # usage: ./run.sh [--out DIR] [--allow-private] [--delay SECONDS]
 #                 [--host-connections N] [--producers N] [--consumers M]
 #                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
-#                 [--plugin PATH]... [--warc] [--extract FILE] URL...
+#                 [--plugin PATH]... [--warc] [--extract FILE]
+#                 [--render REGEX] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -25,6 +26,7 @@ PLUGINS=""
 WARC=0
 SEEDS=()
 EXTRACT=""
+RENDER=""
 
 die() { echo "$ME: error: $*" >&2; exit 1; }
 say() { echo "$ME: $*" >&2; }
@@ -68,6 +70,8 @@ while [ $# -gt 0 ]; do
     --warc) WARC=1; shift ;;
     --extract) need_value "$@"; EXTRACT=$2; shift 2 ;;
     --extract=*) EXTRACT=${1#*=}; shift ;;
+    --render) need_value "$@"; RENDER=$2; shift 2 ;;
+    --render=*) RENDER=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; SEEDS+=("$@"); break ;;
     -*) echo "$ME: unknown option $1" >&2; usage ;;
@@ -81,6 +85,11 @@ is_uint "$TIMEOUT" || die "--timeout must be a whole number of seconds (got '$TI
 
 # 1. dependencies and build (quiet unless something fails)
 bash "$ROOT/deploy/deps.sh" || die "installing dependencies failed"
+# Rendering needs a browser: installed only when asked for (docs/render.md).
+if [ -n "$RENDER" ]; then
+  bash "$ROOT/deploy/deps.sh" --render ||
+    say "warning: installing Chromium failed; pages matching --render will fail with render_unavailable"
+fi
 BUILD=${TRAWLER_BUILD_DIR:-$ROOT/build}
 mkdir -p "$BUILD"
 if ! { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD/configure.log" 2>&1; } ||
@@ -115,6 +124,7 @@ export TRAWLER_PARTITIONS=${TRAWLER_PARTITIONS:-$(( 2 * WORKERS_MAX > 4 ? 2 * WO
 PRODUCER_OPTS=("${PRIV[@]}" --group "trawler-producers.$CRAWL_ID")
 [ -n "$DELAY" ] && PRODUCER_OPTS+=(--delay "$DELAY")
 [ -n "$HOST_CONNS" ] && PRODUCER_OPTS+=(--host-connections "$HOST_CONNS")
+[ -n "$RENDER" ] && PRODUCER_OPTS+=(--render-regex "$RENDER")
 CONSUMER_OPTS=(--out "$OUT" --group "trawler-consumers.$CRAWL_ID")
 [ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
 [ -n "$PLUGINS" ] && CONSUMER_OPTS+=(--plugin "$PLUGINS")

@@ -343,6 +343,12 @@ void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms)
 		tr_hostq_defer(q, key, h->last_start_ms + delay_ms);
 }
 
+int64_t tr_hostq_next_start_ms(const tr_hostq *q, const char *key)
+{
+	const host *h = host_find(q, key, hash_key(key));
+	return h ? h->next_ms : 0;
+}
+
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q)
 {
 	return q->heap_len ? q->heap[0]->next_ms : INT64_MAX;

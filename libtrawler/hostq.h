@@ -53,6 +53,10 @@ void tr_hostq_defer(tr_hostq *q, const char *key, int64_t not_before_ms);
  * ignored. It applies from the host's last start on. */
 void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
 
+/* Monotonic ms of host `key`'s next allowed start (0 when the host has no
+ * record): a rendered page's same-host sub-resources wait for it. */
+int64_t tr_hostq_next_start_ms(const tr_hostq *q, const char *key);
+
 /* Monotonic ms at which the next queued host becomes ready; INT64_MAX when
  * nothing is queued or every queued host is at its connection cap. */
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q);

@@ -2,6 +2,8 @@
 #ifndef TR_PRODUCER_INT_H
 #define TR_PRODUCER_INT_H
 
+#include <regex.h>
+
 #include "fetch.h"
 #include "hostq.h"
 #include "kafka.h"
@@ -22,6 +24,7 @@ typedef struct job {
 	uint32_t gen;
 	char host_key[HOST_KEY_MAX];
 	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
+	bool render;	/* loaded in the browser (render.c), not fetched */
 } job;
 
 /* Delivery token of a produced message (frees with the report). */
@@ -32,6 +35,7 @@ typedef struct token {
 } token;
 
 struct robots_gate;
+struct tr_render;
 
 typedef struct prod {
 	const tr_settings *s;
@@ -46,6 +50,9 @@ typedef struct prod {
 	tr_fetcher *fetcher;
 	tr_redis *redis;
 	struct robots_gate *robots;
+	struct tr_render *render;
+	regex_t render_re; /* --render-regex, when set */
+	bool render_re_set;
 	int kpipe[2]; /* librdkafka queue wake-ups */
 	bool fatal;
 	bool revoking; /* draining in-flight work before giving partitions up */
