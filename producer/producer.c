@@ -379,12 +379,15 @@ static int in_flight(const prod *p)
 	return tr_fetcher_running(p->fetcher) + tr_render_held(p->render);
 }
 
-/* Is j for the browser: marked render, or its URL matches --render-regex? */
+/* Is j for the browser: marked render, or its URL matches --render-regex?
+ * HEAD and Range requests (documents, media) are never rendered. */
 static bool wants_render(const prod *p, const job *j)
 {
-	return !j->is_robots &&
-	       (j->req->render ||
-		(p->render_re_set && regexec(&p->render_re, j->req->url, 0, NULL, 0) == 0));
+	const Trawler__V1__CrawlRequest *q = j->req;
+	if (j->is_robots || q->method == TRAWLER__V1__METHOD__METHOD_HEAD ||
+	    (q->range && (q->range->first || q->range->last)))
+		return false;
+	return q->render || (p->render_re_set && regexec(&p->render_re, q->url, 0, NULL, 0) == 0);
 }
 
 /* Before giving partitions up: let running transfers finish (bounded) and
@@ -651,7 +654,7 @@ static bool crawl_complete(prod *p)
  * The page's own host is known to the gate; another host's robots.txt is
  * used when known (memory or the Redis cache), else the request goes. */
 static int render_check(const char *url, bool main_doc, void *ctx, void *payload,
-			int64_t *not_before_ms, const char **why)
+			int64_t *not_before_ms, bool *polite, const char **why)
 {
 	prod *p = payload;
 	job *j = ctx;
@@ -664,21 +667,20 @@ static int render_check(const char *url, bool main_doc, void *ctx, void *payload
 		*why = "disallowed by robots.txt";
 		return TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED;
 	}
-	/* same-host sub-resources keep the host's delay between requests; the
+	/* the page's own host: its sub-resources keep the host's delay; the
 	 * page itself already had its turn */
-	if (!main_doc && j && strcmp(key, j->host_key) == 0)
+	*polite = j && strcmp(key, j->host_key) == 0;
+	if (!main_doc && *polite)
 		*not_before_ms = tr_hostq_next_start_ms(p->hq, key);
 	return 0;
 }
 
-static void render_send(const char *url, bool main_doc, void *ctx, void *payload)
+static void render_send(void *ctx, void *payload)
 {
 	prod *p = payload;
 	job *j = ctx;
-	char key[HOST_KEY_MAX];
-	TR_UNUSED(main_doc);
-	if (j && tr_url_host_key(key, sizeof(key), url) == TR_OK && strcmp(key, j->host_key) == 0)
-		tr_hostq_charge_send(p->hq, key, tr_mono_ms());
+	if (j)
+		tr_hostq_charge_send(p->hq, j->host_key, tr_mono_ms());
 }
 
 static int render_setup(prod *p, const tr_settings *s)

@@ -25,6 +25,8 @@
 #define RESET_TIMEOUT_MS 10000	   /* a tab must return to about:blank by then */
 #define POLL_MS 100		   /* selector polling */
 #define ID_MAX 96		   /* DevTools target/session/request ids */
+#define MAX_INFLIGHT 16		   /* polite requests of one page on the wire */
+#define INFLIGHT_STALE_MS 10000	   /* one never seen to finish stops counting */
 
 enum tab_state { T_NONE, T_OPENING, T_IDLE, T_BUSY, T_RESETTING };
 enum wait_kind { W_LOAD, W_NETIDLE, W_SELECTOR };
@@ -37,11 +39,11 @@ typedef struct page {
 } page;
 
 typedef struct held {
-	char id[ID_MAX];
+	char id[ID_MAX];     /* Fetch request id */
+	char net_id[ID_MAX]; /* Network request id */
 	char *url;
 	int tab;
 	unsigned gen;
-	bool main_doc;
 	int64_t due_ms;
 } held;
 
@@ -72,6 +74,11 @@ typedef struct tab {
 	int block_err; /* why the main document was refused by us */
 	const char *block_why;
 	unsigned blocked; /* sub-resources refused */
+	struct {
+		char id[ID_MAX]; /* Network request id */
+		int64_t since_ms;
+	} inflight[MAX_INFLIGHT]; /* polite requests on the wire */
+	int ninflight;
 } tab;
 
 struct tr_render {
@@ -377,7 +384,8 @@ static void tab_reset(tr_render *r, int ti)
 	for (size_t i = 0; i < r->nheld;) {
 		if (r->held[i].tab == ti) {
 			free(r->held[i].url);
-			r->held[i] = r->held[--r->nheld];
+			memmove(&r->held[i], &r->held[i + 1], (r->nheld - i - 1) * sizeof(held));
+			r->nheld--;
 		} else {
 			i++;
 		}
@@ -820,12 +828,30 @@ static void fail_request(tr_render *r, const tab *t, const char *id, const char 
 	send_cmd(r, t, "Fetch.failRequest", p);
 }
 
-static void continue_request(tr_render *r, const tab *t, const char *id, const char *url,
-			     bool main_doc)
+/* Let a request go; a polite one is tracked until it is answered. */
+static void continue_request(tr_render *r, tab *t, const char *id, const char *net_id, bool polite)
 {
-	if (r->send)
-		r->send(url, main_doc, t->pg ? t->pg->ctx : NULL, r->payload);
+	if (polite && r->send)
+		r->send(t->pg ? t->pg->ctx : NULL, r->payload);
+	if (polite && net_id && t->ninflight < MAX_INFLIGHT) {
+		snprintf(t->inflight[t->ninflight].id, ID_MAX, "%s", net_id);
+		t->inflight[t->ninflight++].since_ms = tr_mono_ms();
+	}
 	send_cmd(r, t, "Fetch.continueRequest", obj_str("requestId", id));
+}
+
+/* A polite request was answered or failed: the host's delay counts from
+ * now, and the next held request of the page may go. */
+static void inflight_done(tr_render *r, tab *t, const char *net_id)
+{
+	for (int i = 0; net_id && i < t->ninflight; i++) {
+		if (strcmp(t->inflight[i].id, net_id) != 0)
+			continue;
+		t->inflight[i] = t->inflight[--t->ninflight];
+		if (r->send)
+			r->send(t->pg ? t->pg->ctx : NULL, r->payload);
+		break;
+	}
 }
 
 static void on_request_paused(tr_render *r, int ti, json_object *params)
@@ -835,8 +861,10 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 	const char *type = jstr(params, "resourceType");
 	const char *frame = jstr(params, "frameId");
 	const char *url = jstr(jget(params, "request"), "url");
+	const char *net_id = jstr(params, "networkId");
 	const char *why = NULL;
 	int64_t not_before = 0;
+	bool polite = false;
 	int err;
 	if (!id)
 		return;
@@ -853,7 +881,7 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 	}
 	err = address_check(r, url, &why);
 	if (!err && r->check)
-		err = r->check(url, main_doc, t->pg->ctx, r->payload, &not_before, &why);
+		err = r->check(url, main_doc, t->pg->ctx, r->payload, &not_before, &polite, &why);
 	if (err) {
 		if (main_doc) {
 			t->block_err = err;
@@ -864,7 +892,9 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 		fail_request(r, t, id, "BlockedByClient");
 		return;
 	}
-	if (!main_doc && not_before > tr_mono_ms()) {
+	if (!main_doc && polite) {
+		/* same-host sub-resources go one at a time, each a delay after
+		 * the previous answer (timers() releases them in order) */
 		held *nh =
 		    r->nheld < MAX_HELD ? realloc(r->held, (r->nheld + 1) * sizeof(*nh)) : NULL;
 		char *u = nh ? strdup(url) : NULL;
@@ -877,14 +907,14 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 		r->held = nh;
 		held *h = &r->held[r->nheld++];
 		snprintf(h->id, sizeof(h->id), "%s", id);
+		snprintf(h->net_id, sizeof(h->net_id), "%s", net_id ? net_id : "");
 		h->url = u;
 		h->tab = ti;
 		h->gen = t->gen;
-		h->main_doc = main_doc;
-		h->due_ms = not_before;
+		h->due_ms = 0;
 		return;
 	}
-	continue_request(r, t, id, url, main_doc);
+	continue_request(r, t, id, net_id, polite);
 }
 
 static void on_event(tr_render *r, json_object *m, const char *method)
@@ -913,6 +943,10 @@ static void on_event(tr_render *r, json_object *m, const char *method)
 	}
 	if (t->state != T_BUSY)
 		return;
+	if (strcmp(method, "Network.responseReceived") == 0 ||
+	    strcmp(method, "Network.loadingFailed") == 0 ||
+	    strcmp(method, "Network.loadingFinished") == 0)
+		inflight_done(r, t, jstr(params, "requestId"));
 	if (strcmp(method, "Inspector.targetCrashed") == 0) {
 		t->state = T_NONE; /* reopened when needed */
 		finish(r, ti, TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER, "page crashed", NULL);
@@ -970,6 +1004,59 @@ static void handle(tr_render *r, json_object *m)
 		on_event(r, m, method);
 }
 
+static void drop_held(tr_render *r, size_t i)
+{
+	free(r->held[i].url);
+	memmove(&r->held[i], &r->held[i + 1], (r->nheld - i - 1) * sizeof(held));
+	r->nheld--;
+}
+
+/* Release held polite requests: per tab the oldest, once nothing of the
+ * page's host is on the wire and the host's delay has passed. The rules
+ * are asked again: the delay may have moved since the request paused. */
+static void release_held(tr_render *r, int64_t now)
+{
+	bool seen[MAX_TABS] = {false};
+	for (size_t i = 0; i < r->nheld && r->cdp;) {
+		held *h = &r->held[i];
+		tab *t = &r->tabs[h->tab];
+		int64_t nb = 0;
+		bool polite = true;
+		const char *why = NULL;
+		if (t->gen != h->gen || t->state != T_BUSY) {
+			drop_held(r, i);
+			continue;
+		}
+		if (seen[h->tab]) {
+			h->due_ms = INT64_MAX; /* behind the tab's first: no timer */
+			i++;
+			continue;
+		}
+		seen[h->tab] = true;
+		for (int k = 0; k < t->ninflight;)
+			if (now - t->inflight[k].since_ms > INFLIGHT_STALE_MS)
+				t->inflight[k] = t->inflight[--t->ninflight];
+			else
+				k++;
+		if (t->ninflight > 0) {
+			h->due_ms = t->inflight[0].since_ms + INFLIGHT_STALE_MS;
+			i++;
+			continue;
+		}
+		int err = r->check(h->url, false, t->pg->ctx, r->payload, &nb, &polite, &why);
+		if (!err && nb > now) {
+			h->due_ms = nb;
+			i++;
+			continue;
+		}
+		if (err)
+			fail_request(r, t, h->id, "BlockedByClient");
+		else
+			continue_request(r, t, h->id, h->net_id[0] ? h->net_id : NULL, polite);
+		drop_held(r, i);
+	}
+}
+
 static void timers(tr_render *r, int64_t now)
 {
 	for (int i = 0; i < MAX_TABS && r->cdp; i++) {
@@ -991,18 +1078,7 @@ static void timers(tr_render *r, int64_t now)
 			track(r, send_cmd(r, t, "Runtime.evaluate", p), i, C_POLL);
 		}
 	}
-	for (size_t i = 0; i < r->nheld && r->cdp;) {
-		held *h = &r->held[i];
-		tab *t = &r->tabs[h->tab];
-		if (h->due_ms > now) {
-			i++;
-			continue;
-		}
-		if (t->gen == h->gen && t->state == T_BUSY)
-			continue_request(r, t, h->id, h->url, h->main_doc);
-		free(h->url);
-		r->held[i] = r->held[--r->nheld];
-	}
+	release_held(r, now);
 }
 
 /* Give waiting pages to idle tabs; open tabs (and the browser) as needed. */

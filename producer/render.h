@@ -32,15 +32,17 @@ typedef struct tr_render_opts {
 
 typedef struct tr_render tr_render;
 
-/* Decide a request the page makes. Return 0 to let it go (not before
- * *not_before_ms, monotonic, when set > 0), or a FetchError value to fail it
- * (ERROR_ROBOTS_DISALLOWED, ...) with *why (static text) as the reason.
- * `main_doc` is true for the page itself and its redirect hops. */
+/* Decide a request the page makes. Return 0 to let it go, or a FetchError
+ * value to fail it (ERROR_ROBOTS_DISALLOWED, ...) with *why (static text)
+ * as the reason. `main_doc` is true for the page itself and its redirect
+ * hops. Set *polite when the request counts against the page's host: such
+ * sub-resources go one at a time, not before *not_before_ms (monotonic). */
 typedef int (*tr_render_check_cb)(const char *url, bool main_doc, void *ctx, void *payload,
-				  int64_t *not_before_ms, const char **why);
+				  int64_t *not_before_ms, bool *polite, const char **why);
 
-/* A request of the page is let go now (politeness counts from here). */
-typedef void (*tr_render_send_cb)(const char *url, bool main_doc, void *ctx, void *payload);
+/* A polite request of the page (ctx) went out or was answered: the host's
+ * delay counts from now. */
+typedef void (*tr_render_send_cb)(void *ctx, void *payload);
 
 /* Returns 0 and *out, TR_EINVAL for a bad wait condition or allow_address
  * list (logged), or TR_ENOMEM. No browser is started until the first page.

@@ -7,7 +7,9 @@ title text; /app.js sets the title, adds a field and the links /js/1.html
 and /js/2.html, and makes three sub-resource requests that must never reach
 a server: /img/pic.png (an image: blocked type), /secret/data.json
 (robots.txt disallows /secret/) and http://127.0.0.62:PORT/private.json
-(site B, a private address outside --allow-address: the SSRF guard).
+(site B, a private address outside --allow-address: the SSRF guard);
+as controls, /ok/data.json on A and http://127.0.0.65:PORT/public.json
+(site C, inside --allow-address) must be requested.
 /js/1.html builds a link to /js/3.html with an inline script.
 
 Run 1 (plain fetch, no --render): only the index is crawled; its record
@@ -19,6 +21,9 @@ Run 3 (crash): 16 pages, each waiting 0.6 s on a slow sub-resource; the
   Chromium process is SIGKILLed mid-crawl; every page still ends with
   status 200 and rendered, the producer logs the lost browser, and at
   least one page needed a second attempt.
+Run 3b (politeness, --delay 0.4): a page with three same-host scripts;
+  every request to the host (robots.txt, page, scripts) starts >= 0.4 s
+  after the previous one.
 Run 4 (wait + timeout): --render-wait selector:#late; a page that adds
   #late after 300 ms is captured with it, a page that never does ends
   with error timeout (max-attempts 1).
@@ -59,6 +64,8 @@ for (const p of ['/js/1.html', '/js/2.html']) {
 }
 const img = document.createElement('img'); img.src = '/img/pic.png';
 document.body.appendChild(img);
+fetch('/ok/data.json').catch(() => {});
+fetch('http://PUBLIC/public.json').catch(() => {});
 fetch('/secret/data.json').catch(() => {});
 fetch('http://PRIVATE/private.json').catch(() => {});
 """
@@ -110,25 +117,29 @@ def producer_log(out):
 
 def js_site(chk, tmp):
     root = tmp / "site"
-    srv = lib.SiteServer(root, ["127.0.0.61:0", "127.0.0.62:0"], tmp / "server.jsonl")
+    srv = lib.SiteServer(root, ["127.0.0.61:0", "127.0.0.62:0", "127.0.0.65:0"],
+                         tmp / "server.jsonl")
     srv.start()
-    a, b = srv.hostports
+    a, b, c = srv.hostports
     lib.write_site_file(root, a, "robots.txt", ROBOTS)
     lib.write_site_file(root, a, "index.html", INDEX)
-    lib.write_site_file(root, a, "app.js", APP_JS.replace("PRIVATE", b))
+    lib.write_site_file(root, a, "app.js", APP_JS.replace("PRIVATE", b).replace("PUBLIC", c))
     lib.write_site_file(root, a, "js/1.html", JS1)
     lib.write_site_file(root, a, "js/2.html", lib.html_doc("js two", ["/"]))
     lib.write_site_file(root, a, "js/3.html", lib.html_doc("js three"))
     lib.write_site_file(root, a, "img/pic.png", b"\x89PNG\r\n\x1a\n")
     lib.write_site_file(root, a, "secret/data.json", "{}")
+    lib.write_site_file(root, a, "ok/data.json", "{}")
     lib.write_site_file(root, b, "private.json", "{}")
-    return srv, a, b
+    lib.write_site_file(root, c, "public.json", "{}")
+    return srv, a, b, c
 
 
 def test_js_site(chk, tmp):
-    srv, a, b = js_site(chk, tmp)
-    # only A is allowed: B (also loopback) stays behind the SSRF guard
-    env = {"TRAWLER_ALLOW_ADDRESS": "127.0.0.61/32", "TRAWLER_ROBOTS_TTL": "120"}
+    srv, a, b, c = js_site(chk, tmp)
+    # A and C are allowed: B (also loopback) stays behind the SSRF guard
+    env = {"TRAWLER_ALLOW_ADDRESS": "127.0.0.61/32,127.0.0.65/32",
+           "TRAWLER_ROBOTS_TTL": "120"}
     seed = f"http://{a}/"
     js_links = {f"http://{a}/js/1.html", f"http://{a}/js/2.html"}
     try:
@@ -160,7 +171,12 @@ def test_js_site(chk, tmp):
                       "render: the JS-built links are extracted and followed", idx)
         log = srv.read_log()
         pa = paths_requested(log, a.split(":")[0])
-        chk.check("/app.js" in pa, "render: the page's script was loaded", pa)
+        chk.check("/app.js" in pa and "/ok/data.json" in pa,
+                  "render: the page's script ran and its allowed requests went out", pa)
+        pc = paths_requested(log, c.split(":")[0])
+        chk.check("/public.json" in pc,
+                  "render: a request to another allowed host went out (the guard is selective)",
+                  pc)
         chk.check("/img/pic.png" not in pa, "render: image sub-resource blocked (never requested)", pa)
         chk.check("/secret/data.json" not in pa,
                   "render: sub-resource disallowed by robots.txt never requested", pa)
@@ -254,6 +270,37 @@ def test_crash_and_rate(chk, tmp):
         srv.stop()
 
 
+def test_politeness(chk, tmp):
+    root = tmp / "site4"
+    srv = lib.SiteServer(root, ["127.0.0.66:0"], tmp / "server4.jsonl")
+    srv.start()
+    (h,) = srv.hostports
+    delay = 0.4
+    scripts = "".join(f'<script src="/s{i}.js"></script>' for i in range(3))
+    lib.write_site_file(root, h, "index.html",
+                        f"<!DOCTYPE html><html><head><title>polite</title>{scripts}"
+                        "</head><body></body></html>")
+    for i in range(3):
+        lib.write_site_file(root, h, f"s{i}.js", f"window.s{i} = {i};")
+    try:
+        out, res, ok = run(chk, "polite", ["--allow-private", "--render", ".",
+                                           "--delay", str(delay), f"http://{h}/"], tmp, {})
+        if ok:
+            got = pages(out)
+            chk.check(got.get(f"http://{h}/", {}).get("rendered"), "polite: page rendered",
+                      got)
+        recs = sorted(srv.read_log(), key=lambda r: r["t_start"])
+        paths = [r["path"] for r in recs]
+        gaps = [b["t_start"] - a["t_start"] for a, b in zip(recs, recs[1:])]
+        chk.check({"/s0.js", "/s1.js", "/s2.js"} <= set(paths),
+                  "polite: the page's same-host scripts were loaded", paths)
+        chk.check(gaps and min(gaps) >= delay - 0.01,
+                  f"polite: same-host sub-resources keep the {delay} s delay",
+                  list(zip(paths[1:], [round(g, 3) for g in gaps])))
+    finally:
+        srv.stop()
+
+
 def test_wait_timeout_unavailable(chk, tmp):
     root = tmp / "site3"
     srv = lib.SiteServer(root, ["127.0.0.64:0"], tmp / "server3.jsonl")
@@ -305,7 +352,8 @@ def main():
     tmp = lib.make_tmpdir("trawler-render-")
     try:
         with lib.shared_services(chk):
-            for t in (test_js_site, test_crash_and_rate, test_wait_timeout_unavailable):
+            for t in (test_js_site, test_crash_and_rate, test_politeness,
+                      test_wait_timeout_unavailable):
                 try:
                     t(chk, tmp)
                 except Exception:
