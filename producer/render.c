@@ -64,7 +64,9 @@ typedef struct tab {
 	int64_t started_us;
 	bool nav_replied, loaded, net_idle, response_seen, capturing;
 	int64_t next_poll_ms;
-	char loader[ID_MAX];
+	char loader[ID_MAX];	  /* the navigation's loader */
+	char load_loader[ID_MAX]; /* loader of the last main-frame load event */
+	char idle_loader[ID_MAX]; /* ... and networkIdle event */
 	uint32_t status;
 	json_object *headers; /* of the main document's final response */
 	char *final_url, *mime, *remote_ip, *protocol;
@@ -715,6 +717,8 @@ static void on_reply(tr_render *r, json_object *m, int64_t id)
 		}
 		if (jstr(result, "loaderId"))
 			snprintf(t->loader, sizeof(t->loader), "%s", jstr(result, "loaderId"));
+		t->loaded = t->loader[0] && strcmp(t->load_loader, t->loader) == 0;
+		t->net_idle = t->loader[0] && strcmp(t->idle_loader, t->loader) == 0;
 		t->nav_replied = true;
 		maybe_ready(r, pd.tab, tr_mono_ms());
 		break;
@@ -981,16 +985,19 @@ static void on_event(tr_render *r, json_object *m, const char *method)
 		t->remote_ip = dup_or_null(jstr(resp, "remoteIPAddress"));
 		t->protocol = dup_or_null(jstr(resp, "protocol"));
 		t->response_seen = true;
-	} else if (strcmp(method, "Page.loadEventFired") == 0) {
-		if (t->response_seen)
-			t->loaded = true;
 	} else if (strcmp(method, "Page.lifecycleEvent") == 0 && main_frame) {
+		/* by loader: events of the previous navigation (about:blank)
+		 * may still arrive, and they may come before the navigate reply
+		 * or the main response */
 		const char *name = jstr(params, "name");
 		const char *loader = jstr(params, "loaderId");
-		if (name && strcmp(name, "networkIdle") == 0 && loader &&
-		    strcmp(loader, t->loader) == 0 && t->response_seen)
-			t->net_idle = true;
+		if (name && loader && strcmp(name, "load") == 0)
+			snprintf(t->load_loader, ID_MAX, "%s", loader);
+		else if (name && loader && strcmp(name, "networkIdle") == 0)
+			snprintf(t->idle_loader, ID_MAX, "%s", loader);
 	}
+	t->loaded = t->loader[0] && strcmp(t->load_loader, t->loader) == 0;
+	t->net_idle = t->loader[0] && strcmp(t->idle_loader, t->loader) == 0;
 	maybe_ready(r, ti, tr_mono_ms());
 }
 
@@ -1062,9 +1069,12 @@ static void timers(tr_render *r, int64_t now)
 	for (int i = 0; i < MAX_TABS && r->cdp; i++) {
 		tab *t = &r->tabs[i];
 		if (t->state == T_BUSY && now >= t->deadline_ms) {
-			char msg[96];
-			snprintf(msg, sizeof(msg), "page not rendered within %g s (render-wait %s)",
-				 r->o.timeout, r->o.wait && *r->o.wait ? r->o.wait : "load");
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "page not rendered within %g s (render-wait %s; navigated %d, "
+				 "response %d, loaded %d)",
+				 r->o.timeout, r->o.wait && *r->o.wait ? r->o.wait : "load",
+				 t->nav_replied, t->response_seen, t->loaded);
 			finish(r, i, TRAWLER__V1__FETCH_ERROR__ERROR_TIMEOUT, msg, NULL);
 		} else if ((t->state == T_OPENING || t->state == T_RESETTING) &&
 			   now >= t->deadline_ms) {
