@@ -39,8 +39,7 @@ typedef struct page {
 } page;
 
 typedef struct held {
-	char id[ID_MAX];     /* Fetch request id */
-	char net_id[ID_MAX]; /* Network request id */
+	char id[ID_MAX]; /* Fetch request id */
 	char *url;
 	int tab;
 	unsigned gen;
@@ -77,7 +76,7 @@ typedef struct tab {
 	const char *block_why;
 	unsigned blocked; /* sub-resources refused */
 	struct {
-		char id[ID_MAX]; /* Network request id */
+		char id[ID_MAX]; /* Fetch request id */
 		int64_t since_ms;
 	} inflight[MAX_INFLIGHT]; /* polite requests on the wire */
 	int ninflight;
@@ -471,10 +470,16 @@ static void finish(tr_render *r, int ti, Trawler__V1__FetchError err, const char
 	if (r->done(&res, pg->ctx, r->payload))
 		pg->req = NULL; /* now the callee's */
 	page_free(pg);
-	if (r->cdp && t->state == T_BUSY)
-		tab_reset(r, ti);
-	else
+	if (r->cdp && t->state == T_BUSY && !dom) {
+		tab_reset(r, ti); /* stop whatever the failed page still does */
+	} else if (r->cdp && t->state == T_BUSY) {
+		/* captured: the next navigation replaces the page, and the loader
+		 * id tells its events from this one's */
+		tab_clear(t);
+		t->state = T_IDLE;
+	} else {
 		tab_clear(t); /* keeps the state the caller set */
+	}
 }
 
 /* Every page in a tab fails with `why`; the browser is gone. */
@@ -574,9 +579,14 @@ static void tab_setup(tr_render *r, tab *t)
 	json_object *fp = json_object_new_object();
 	json_object *pats = json_object_new_array();
 	json_object *pat = obj_str("urlPattern", "*");
+	json_object *rpat = obj_str("urlPattern", "*");
 	json_object *le = json_object_new_object();
 	json_object *bs = json_object_new_object();
+	/* request stage: decide; response stage: know when it was answered */
+	json_object_object_add(pat, "requestStage", json_object_new_string("Request"));
+	json_object_object_add(rpat, "requestStage", json_object_new_string("Response"));
 	json_object_array_add(pats, pat);
+	json_object_array_add(pats, rpat);
 	json_object_object_add(fp, "patterns", pats);
 	json_object_object_add(le, "enabled", json_object_new_boolean(1));
 	json_object_object_add(bs, "bypass", json_object_new_boolean(1));
@@ -833,29 +843,64 @@ static void fail_request(tr_render *r, const tab *t, const char *id, const char 
 }
 
 /* Let a request go; a polite one is tracked until it is answered. */
-static void continue_request(tr_render *r, tab *t, const char *id, const char *net_id, bool polite)
+/* Let a request go; a polite one is tracked until its response pauses
+ * (Fetch response stage: every request pauses twice, see tab_setup). */
+static void continue_request(tr_render *r, tab *t, const char *id, bool polite)
 {
 	if (polite && r->send)
 		r->send(t->pg ? t->pg->ctx : NULL, r->payload);
-	if (polite && net_id && t->ninflight < MAX_INFLIGHT) {
-		snprintf(t->inflight[t->ninflight].id, ID_MAX, "%s", net_id);
+	if (polite && t->ninflight < MAX_INFLIGHT) {
+		snprintf(t->inflight[t->ninflight].id, ID_MAX, "%s", id);
 		t->inflight[t->ninflight++].since_ms = tr_mono_ms();
 	}
+	tr_log(TR_LOG_DEBUG, "render: request continued", 2, "request", id, "polite",
+	       polite ? "true" : "false");
 	send_cmd(r, t, "Fetch.continueRequest", obj_str("requestId", id));
 }
 
 /* A polite request was answered or failed: the host's delay counts from
  * now, and the next held request of the page may go. */
-static void inflight_done(tr_render *r, tab *t, const char *net_id)
+static void inflight_done(tr_render *r, tab *t, const char *id)
 {
-	for (int i = 0; net_id && i < t->ninflight; i++) {
-		if (strcmp(t->inflight[i].id, net_id) != 0)
+	for (int i = 0; id && i < t->ninflight; i++) {
+		if (strcmp(t->inflight[i].id, id) != 0)
 			continue;
 		t->inflight[i] = t->inflight[--t->ninflight];
+		tr_log(TR_LOG_DEBUG, "render: polite request answered", 1, "request", id);
 		if (r->send)
 			r->send(t->pg ? t->pg->ctx : NULL, r->payload);
 		break;
 	}
+}
+
+/* The main document's response, as the Fetch response stage shows it
+ * (Network.responseReceived adds MIME type, address and protocol; either
+ * may come first, or the Network one not at all). */
+static void main_response(tab *t, json_object *params)
+{
+	json_object *hs = jget(params, "responseHeaders");
+	json_object *obj = json_object_new_object();
+	size_t n =
+	    hs && json_object_is_type(hs, json_type_array) ? json_object_array_length(hs) : 0;
+	for (size_t i = 0; obj && i < n; i++) {
+		json_object *h = json_object_array_get_idx(hs, i);
+		const char *k = jstr(h, "name"), *v = jstr(h, "value");
+		if (k && v)
+			json_object_object_add(obj, k, json_object_new_string(v));
+	}
+	json_object_put(t->headers);
+	t->headers = obj;
+	t->status = (uint32_t)json_object_get_int(jget(params, "responseStatusCode"));
+	if (!t->mime && obj) {
+		json_object_object_foreach(obj, k, v)
+		{
+			if (strcasecmp(k, "content-type") == 0) {
+				const char *ct = json_object_get_string(v);
+				t->mime = strndup(ct, strcspn(ct, "; \t"));
+			}
+		}
+	}
+	t->response_seen = true;
 }
 
 static void on_request_paused(tr_render *r, int ti, json_object *params)
@@ -865,7 +910,6 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 	const char *type = jstr(params, "resourceType");
 	const char *frame = jstr(params, "frameId");
 	const char *url = jstr(jget(params, "request"), "url");
-	const char *net_id = jstr(params, "networkId");
 	const char *why = NULL;
 	int64_t not_before = 0;
 	bool polite = false;
@@ -878,6 +922,14 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 	}
 	bool main_doc =
 	    type && strcmp(type, "Document") == 0 && frame && strcmp(frame, t->target) == 0;
+	if (jget(params, "responseStatusCode") || jget(params, "responseErrorReason")) {
+		/* response stage: it was answered (or failed) */
+		inflight_done(r, t, id);
+		if (main_doc && jget(params, "responseStatusCode"))
+			main_response(t, params);
+		send_cmd(r, t, "Fetch.continueRequest", obj_str("requestId", id));
+		return;
+	}
 	if (!main_doc && type_blocked(r, type)) {
 		t->blocked++;
 		fail_request(r, t, id, "BlockedByClient");
@@ -911,14 +963,13 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 		r->held = nh;
 		held *h = &r->held[r->nheld++];
 		snprintf(h->id, sizeof(h->id), "%s", id);
-		snprintf(h->net_id, sizeof(h->net_id), "%s", net_id ? net_id : "");
 		h->url = u;
 		h->tab = ti;
 		h->gen = t->gen;
 		h->due_ms = 0;
 		return;
 	}
-	continue_request(r, t, id, net_id, polite);
+	continue_request(r, t, id, polite);
 }
 
 static void on_event(tr_render *r, json_object *m, const char *method)
@@ -947,10 +998,6 @@ static void on_event(tr_render *r, json_object *m, const char *method)
 	}
 	if (t->state != T_BUSY)
 		return;
-	if (strcmp(method, "Network.responseReceived") == 0 ||
-	    strcmp(method, "Network.loadingFailed") == 0 ||
-	    strcmp(method, "Network.loadingFinished") == 0)
-		inflight_done(r, t, jstr(params, "requestId"));
 	if (strcmp(method, "Inspector.targetCrashed") == 0) {
 		t->state = T_NONE; /* reopened when needed */
 		finish(r, ti, TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER, "page crashed", NULL);
@@ -1059,7 +1106,7 @@ static void release_held(tr_render *r, int64_t now)
 		if (err)
 			fail_request(r, t, h->id, "BlockedByClient");
 		else
-			continue_request(r, t, h->id, h->net_id[0] ? h->net_id : NULL, polite);
+			continue_request(r, t, h->id, polite);
 		drop_held(r, i);
 	}
 }

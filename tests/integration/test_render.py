@@ -284,7 +284,8 @@ def test_politeness(chk, tmp):
         lib.write_site_file(root, h, f"s{i}.js", f"window.s{i} = {i};")
     try:
         out, res, ok = run(chk, "polite", ["--allow-private", "--render", ".",
-                                           "--delay", str(delay), f"http://{h}/"], tmp, {})
+                                           "--delay", str(delay), f"http://{h}/"], tmp,
+                           {"TRAWLER_LOG_LEVEL": os.environ.get("TEST_RENDER_LOG", "info")})
         if ok:
             got = pages(out)
             chk.check(got.get(f"http://{h}/", {}).get("rendered"), "polite: page rendered",
