@@ -30,8 +30,8 @@ Run 4 (wait + timeout): --render-wait selector:#late; a page that adds
 Run 5 (no browser): TRAWLER_CHROMIUM=/nonexistent: the page ends with
   error render_unavailable, the crawl completes, the producer warns.
 
-Pages/s of rendered fetching is printed for run 3's site size without the
-kill (run 2b: 24 pages, --delay 0, 4 tabs).
+Run "rate" prints rendered pages/s (24 JS-linked pages, --delay 0, 4 tabs,
+one host: one page at a time) and checks every page was rendered.
 
 Skips (exit 0 with a message) when no Chromium binary can be found or
 installed. Run: python3 tests/integration/test_render.py
