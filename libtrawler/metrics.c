@@ -49,7 +49,8 @@ static const double fetch_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0
 static const char *const status_classes[] = {"2xx", "3xx", "4xx", "5xx", "error", NULL};
 static const char *const limit_names[] = {"body_size",		"header_size", "links_per_page",
 					  "url_length",		"queue_full",  "metric_series",
-					  "metric_label_value", NULL};
+					  "metric_label_value", "render_dom",  NULL};
+static const char *const refuse_reasons[] = {"type", "address", "robots", "other", NULL};
 
 static const fam_def families[] = {
     [TR_METRIC_FETCHES] = {.name = "trawler_fetches_total",
@@ -121,6 +122,17 @@ static const fam_def families[] = {
 			      .help = "Times a hard cap was hit, by limit.",
 			      .labels = {"limit"},
 			      .presets = limit_names},
+    [TR_METRIC_RENDER_REFUSED] = {.name = "trawler_render_refused_total",
+				  .type = FAM_COUNTER,
+				  .help =
+				      "Requests of rendered pages the producer failed, by reason "
+				      "(blocked type, SSRF guard, robots.txt, other).",
+				  .labels = {"reason"},
+				  .presets = refuse_reasons},
+    [TR_METRIC_BROWSER_RESTARTS] = {.name = "trawler_browser_restarts_total",
+				    .type = FAM_COUNTER,
+				    .help = "Times the render browser was lost (crash, hang, "
+					    "protocol error) and dropped for a new one."},
     [TR_METRIC_UP] = {.name = "trawler_up", .type = FAM_GAUGE, .help = "1 while the worker runs."},
     [TR_METRIC_BUILD_INFO] = {.name = "trawler_build_info",
 			      .type = FAM_GAUGE,

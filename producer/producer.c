@@ -161,7 +161,7 @@ static void count_fetch(const Trawler__V1__FetchResult *res)
 		tr_metrics_inc(TR_METRIC_FETCH_ERRORS, err, 1);
 	}
 	if (res->truncated) {
-		const char *lim[] = {"body_size"};
+		const char *lim[] = {res->rendered ? "render_dom" : "body_size"};
 		tr_metrics_inc(TR_METRIC_LIMIT_HITS, lim, 1);
 	}
 }

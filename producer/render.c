@@ -14,6 +14,7 @@
 
 #include "cdp.h"
 #include "log.h"
+#include "metrics.h"
 #include "render.h"
 
 #define MAX_TABS 64
@@ -491,6 +492,7 @@ static void browser_failed(tr_render *r, const char *why)
 	snprintf(pid, sizeof(pid), "%ld", r->cdp ? (long)tr_cdp_pid(r->cdp) : 0L);
 	tr_log(TR_LOG_WARN, "browser lost, restarting it for the next page", 2, "reason", why,
 	       "pid", pid);
+	tr_metrics_inc(TR_METRIC_BROWSER_RESTARTS, NULL, 1);
 	for (int i = 0; i < MAX_TABS; i++)
 		if (r->tabs[i].state != T_NONE && r->tabs[i].state != T_OPENING)
 			had_tab = true;
@@ -931,6 +933,8 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 		return;
 	}
 	if (!main_doc && type_blocked(r, type)) {
+		const char *lv[] = {"type"};
+		tr_metrics_inc(TR_METRIC_RENDER_REFUSED, lv, 1);
 		t->blocked++;
 		fail_request(r, t, id, "BlockedByClient");
 		return;
@@ -943,6 +947,11 @@ static void on_request_paused(tr_render *r, int ti, json_object *params)
 			t->block_err = err;
 			t->block_why = why;
 		}
+		const char *lv[] = {
+		    err == TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS     ? "address"
+		    : err == TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED ? "robots"
+									       : "other"};
+		tr_metrics_inc(TR_METRIC_RENDER_REFUSED, lv, 1);
 		t->blocked++;
 		tr_log(TR_LOG_DEBUG, "render: request refused", 2, "url", url, "reason", why);
 		fail_request(r, t, id, "BlockedByClient");

@@ -27,6 +27,8 @@ Run 3b (politeness, --delay 0.4): a page with three same-host scripts;
 Run 4 (wait + timeout): --render-wait selector:#late; a page that adds
   #late after 300 ms is captured with it, a page that never does ends
   with error timeout (max-attempts 1).
+  A page whose DOM is 100 KB with --render-max-dom 4096 is kept, cut to
+  at most 4096 bytes (UTF-8 boundary) and flagged truncated.
 Run 5 (no browser): TRAWLER_CHROMIUM=/nonexistent: the page ends with
   error render_unavailable, the crawl completes, the producer warns.
 
@@ -313,11 +315,17 @@ def test_wait_timeout_unavailable(chk, tmp):
                         "d.textContent='arrived';document.body.appendChild(d);"
                         "document.title='late arrived';},300);</script></body></html>")
     lib.write_site_file(root, h, "never.html", lib.html_doc("never"))
+    lib.write_site_file(root, h, "big.html",
+                        "<!DOCTYPE html><html><head><title>big</title></head><body>"
+                        "<p id=\"late\">x</p><script>document.body.appendChild("
+                        "document.createTextNode('\u00e9'.repeat(100000)));</script>"
+                        "</body></html>")
     try:
         env = {"TRAWLER_RENDER_WAIT": "selector:#late", "TRAWLER_RENDER_TIMEOUT": "3",
-               "TRAWLER_MAX_ATTEMPTS": "1"}
+               "TRAWLER_MAX_ATTEMPTS": "1", "TRAWLER_RENDER_MAX_DOM": "4096"}
         out, res, ok = run(chk, "wait", ["--allow-private", "--render", ".",
-                                         f"http://{h}/late.html", f"http://{h}/never.html"],
+                                         f"http://{h}/late.html", f"http://{h}/never.html",
+                                         f"http://{h}/big.html"],
                            tmp, env)
         if ok:
             got = pages(out)
@@ -327,6 +335,10 @@ def test_wait_timeout_unavailable(chk, tmp):
                       "wait: selector page captured after its element appeared", late)
             chk.check(never.get("error") == "timeout" and never.get("status") == 0,
                       "timeout: page without the selector ends with error timeout", never)
+            big = got.get(f"http://{h}/big.html", {})
+            chk.check(big.get("status") == 200 and big.get("truncated") is True and
+                      4000 <= big.get("bytes", 0) <= 4096,
+                      "big: a DOM over --render-max-dom is cut at the cap and flagged", big)
 
         out, res, ok = run(chk, "nobrowser", ["--allow-private", "--render", "late",
                                               f"http://{h}/late.html"], tmp,
