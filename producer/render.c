@@ -993,6 +993,8 @@ static void on_event(tr_render *r, json_object *m, const char *method)
 			    strcmp(r->tabs[i].target, jstr(params, "targetId")) == 0)
 				dt = i;
 		if (dt >= 0 && r->tabs[dt].state != T_NONE) {
+			tr_log(TR_LOG_WARN, "render: tab lost, its page fails (retried)", 1,
+			       "event", method);
 			r->tabs[dt].state = T_NONE; /* reopened when needed */
 			finish(r, dt, TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER, "tab crashed", NULL);
 		}
@@ -1008,6 +1010,8 @@ static void on_event(tr_render *r, json_object *m, const char *method)
 	if (t->state != T_BUSY)
 		return;
 	if (strcmp(method, "Inspector.targetCrashed") == 0) {
+		tr_log(TR_LOG_WARN, "render: tab lost, its page fails (retried)", 1, "event",
+		       method);
 		t->state = T_NONE; /* reopened when needed */
 		finish(r, ti, TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER, "page crashed", NULL);
 		send_cmd(r, NULL, "Target.closeTarget", obj_str("targetId", t->target));

@@ -17,10 +17,12 @@ Run 1 (plain fetch, no --render): only the index is crawled; its record
 Run 2 (--render .): index, /js/1, /js/2, /js/3 all crawled with status
   200, rendered: true, the JS title and field; /app.js was requested,
   while /img/pic.png, /secret/data.json and anything on B were not.
-Run 3 (crash): 16 pages, each waiting 0.6 s on a slow sub-resource; the
-  Chromium process is SIGKILLed mid-crawl; every page still ends with
-  status 200 and rendered, the producer logs the lost browser, and at
-  least one page needed a second attempt.
+Run 3 (crash, hang): 20 pages, each waiting 0.6 s on a slow
+  sub-resource, --render-timeout 4; mid-crawl the Chromium process is
+  SIGKILLed, later one renderer (tab) process is SIGKILLed, later the
+  browser is SIGSTOPped (hung); every page still ends with status 200 and
+  rendered, the producer logs the lost browser twice (the hung one is
+  found when its tab does not come back), and pages needed retries.
 Run 3b (politeness, --delay 0.4): a page with three same-host scripts;
   every request to the host (robots.txt, page, scripts) starts >= 0.4 s
   after the previous one.
@@ -194,14 +196,14 @@ def test_crash_and_rate(chk, tmp):
     srv = lib.SiteServer(root, ["127.0.0.63:0"], tmp / "server2.jsonl")
     srv.start()
     (h,) = srv.hostports
-    n = 16
+    n = 20
     for i in range(n):
         nxt = [f"/p/{j}.html" for j in (2 * i + 1, 2 * i + 2) if j < n]
         links = "".join(f"const a{k}=document.createElement('a');a{k}.href='{p}';"
                         f"document.body.appendChild(a{k});" for k, p in enumerate(nxt))
         body = (f"<!DOCTYPE html><html><head><title>p{i}</title></head><body>"
                 f"<script>{links}</script>"
-                f"<script src=\"/__slow/0.6/{i}.js\"></script></body></html>")
+                f"<script src=\"/__slow/0.6?p={i}\"></script></body></html>")
         lib.write_site_file(root, h, "index.html" if i == 0 else f"p/{i}.html", body)
     # rate: a site of 24 pages, no slow sub-resource
     for i in range(24):
@@ -211,7 +213,7 @@ def test_crash_and_rate(chk, tmp):
         body = (f"<!DOCTYPE html><html><head><title>q{i}</title></head><body>"
                 f"<script>{links}</script></body></html>")
         lib.write_site_file(root, h, f"q/{i}.html", body)
-    env = {"TRAWLER_RENDER_TABS": "2"}
+    env = {"TRAWLER_RENDER_TABS": "2", "TRAWLER_RENDER_TIMEOUT": "4"}
     try:
         out, res, ok = run(chk, "rate", ["--allow-private", "--render", ".",
                                           f"http://{h}/q/0.html"], tmp,
@@ -228,23 +230,40 @@ def test_crash_and_rate(chk, tmp):
         token = f"render-crash-{os.getpid()}-{time.time_ns()}"
         needle = f"TRAWLER_TEST_RENDER_TOKEN={token}".encode()
 
+        stopped = []   # the browser SIGSTOPped (hung), to be killed by the producer
+        renderer = []  # a renderer (one tab's process) SIGKILLed
+
+        def ours(match):
+            return [pid for pid, p in lib.list_processes().items()
+                    if match(p["cmdline"]) and p["environ"] and
+                    needle in p["environ"].split(b"\0")]
+
         def killer():
-            # SIGKILL this run's browser (it inherits the token from the
-            # producer's environment) once a few pages are out
-            deadline = time.time() + 90
-            while time.time() < deadline and not killed:
+            # this run's Chromium processes inherit the token from the
+            # producer's environment; act as pages come out
+            deadline = time.time() + 150
+            while time.time() < deadline and not stopped:
                 try:
                     with open(tmp / "crash" / "pages.jsonl") as fh:
                         done = sum(1 for _ in fh)
                 except OSError:
                     done = 0
-                if done >= 3:
-                    for pid, p in lib.list_processes().items():
-                        if "--remote-debugging-pipe" in p["cmdline"] and p["environ"] and \
-                                needle in p["environ"].split(b"\0"):
+                browser = ours(lambda c: "--remote-debugging-pipe" in c)
+                if done >= 3 and not killed and browser:
+                    os.kill(browser[0], signal.SIGKILL)
+                    killed.append(browser[0])
+                elif done >= 8 and killed and not renderer and browser:
+                    # renderers do not inherit the environment (the zygote
+                    # clears it): the browser's descendants; all of them,
+                    # so the tab of the page being rendered is among them
+                    procs = lib.list_processes()
+                    for pid in lib.descendants(browser[0], procs):
+                        if "--type=renderer" in procs[pid]["cmdline"]:
                             os.kill(pid, signal.SIGKILL)
-                            killed.append(pid)
-                            break
+                            renderer.append(pid)
+                elif done >= 13 and renderer and browser:
+                    os.kill(browser[0], signal.SIGSTOP)
+                    stopped.append(browser[0])
                 time.sleep(0.1)
 
         t = threading.Thread(target=killer, daemon=True)
@@ -255,6 +274,15 @@ def test_crash_and_rate(chk, tmp):
         t.join(5)
         chk.check(killed, "crash: a Chromium process of the run was SIGKILLed mid-crawl",
                   "no browser process found")
+        chk.check(renderer, "crash: a renderer (tab) process was SIGKILLed mid-crawl",
+                  "no renderer process found")
+        chk.check(stopped, "hang: the browser was SIGSTOPped mid-crawl", "not reached")
+        for pid in stopped:  # never leave a stopped process behind
+            try:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if ok:
             got = pages(out)
             want = {f"http://{h}/"} | {f"http://{h}/p/{i}.html" for i in range(1, n)}
@@ -266,8 +294,17 @@ def test_crash_and_rate(chk, tmp):
             chk.check(any(r.get("attempts", 1) > 1 for r in got.values()),
                       "crash: the page(s) in the killed browser were retried",
                       [(u, r.get("attempts")) for u, r in got.items()])
-            chk.check("browser lost" in producer_log(out), "crash: producer logged the lost browser",
-                      producer_log(out)[-2000:])
+            log = producer_log(out)
+            chk.check(log.count("browser lost") >= 2, "crash, hang: producer logged the lost "
+                      "browser twice (killed, then not answering)", log[-3000:])
+            chk.check("not answering" in log, "hang: the stopped browser was detected",
+                      log[-3000:])
+            chk.check("tab lost" in log, "crash: the killed renderer's page was noticed",
+                      log[-3000:])
+            chk.check(all(lib.list_processes().get(pid) is None or
+                          lib.list_processes()[pid]["comm"] == "" for pid in stopped) or
+                      not ours(lambda c: "--remote-debugging-pipe" in c),
+                      "hang: no browser of the run left behind", stopped)
     finally:
         srv.stop()
 
