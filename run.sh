@@ -82,6 +82,10 @@ done
 is_uint "$PRODUCERS" && [ "$PRODUCERS" -ge 1 ] || die "--producers must be an integer >= 1 (got '$PRODUCERS')"
 is_uint "$CONSUMERS" && [ "$CONSUMERS" -ge 1 ] || die "--consumers must be an integer >= 1 (got '$CONSUMERS')"
 is_uint "$TIMEOUT" || die "--timeout must be a whole number of seconds (got '$TIMEOUT')"
+if [ -n "$RENDER" ]; then
+  rc=0; grep -Eq -- "$RENDER" </dev/null 2>/dev/null || rc=$?
+  [ "$rc" -lt 2 ] || die "--render: not a valid POSIX extended regular expression: '$RENDER'"
+fi
 
 # 1. dependencies and build (quiet unless something fails)
 bash "$ROOT/deploy/deps.sh" || die "installing dependencies failed"

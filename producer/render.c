@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,28 @@ static void tab_reset(tr_render *r, int ti)
 	track(r, send_cmd(r, t, "Page.navigate", obj_str("url", "about:blank")), ti, C_RESET);
 }
 
+/* Is `ip` (text, as the browser reports it) refused by the SSRF guard? */
+static bool remote_refused(const tr_render *r, const char *ip)
+{
+	struct sockaddr_storage ss;
+	char buf[64];
+	size_t n = strlen(ip);
+	if (n > 2 && n < sizeof(buf) && ip[0] == '[' && ip[n - 1] == ']') {
+		memcpy(buf, ip + 1, n - 2);
+		buf[n - 2] = '\0';
+		ip = buf;
+	}
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
+		return false; /* empty (e.g. served from cache): the pre-check stands */
+	return tr_fetch_addr_is_private((struct sockaddr *)&ss) &&
+	       tr_fetch_addr_in_list(r->allow_address, (struct sockaddr *)&ss) != 1;
+}
+
 /* One result for the page in tab ti; `dom` is the capture's value or NULL. */
 static void finish(tr_render *r, int ti, Trawler__V1__FetchError err, const char *msg,
 		   json_object *dom)
@@ -419,6 +442,13 @@ static void finish(tr_render *r, int ti, Trawler__V1__FetchError err, const char
 		res.final_url = t->final_url;
 	if (dom && jstr(dom, "url") && strncmp(jstr(dom, "url"), "http", 4) == 0)
 		res.final_url = (char *)jstr(dom, "url");
+	if (!err && t->remote_ip && !r->o.allow_private && remote_refused(r, t->remote_ip)) {
+		/* the guard resolved the name before the request, the browser
+		 * again for it: refuse what it actually connected to */
+		err = TRAWLER__V1__FETCH_ERROR__ERROR_BLOCKED_ADDRESS;
+		msg = "browser connected to a private address (use --allow-private to allow)";
+		dom = NULL;
+	}
 	res.error = err;
 	if (err) {
 		snprintf(errbuf, sizeof(errbuf), "%s", msg ? msg : "render failed");
