@@ -39,6 +39,8 @@ one host: one page at a time) and checks every page was rendered.
 
 Skips (exit 0 with a message) when no Chromium binary can be found or
 installed. Run: python3 tests/integration/test_render.py
+(TEST_RENDER_LOG=debug: the politeness run's producer logs every request
+decision.)
 """
 
 import json
