@@ -8,7 +8,7 @@
 #                 [--host-connections N] [--producers N] [--consumers M]
 #                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
 #                 [--plugin PATH]... [--warc] [--extract FILE]
-#                 [--items] [--transactional] URL...
+#                 [--items] [--transactional] [--render REGEX] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -28,6 +28,7 @@ ITEMS=0
 TXN=0
 SEEDS=()
 EXTRACT=""
+RENDER=""
 
 die() { echo "$ME: error: $*" >&2; exit 1; }
 say() { echo "$ME: $*" >&2; }
@@ -73,6 +74,8 @@ while [ $# -gt 0 ]; do
     --transactional) TXN=1; shift ;;
     --extract) need_value "$@"; EXTRACT=$2; shift 2 ;;
     --extract=*) EXTRACT=${1#*=}; shift ;;
+    --render) need_value "$@"; RENDER=$2; shift 2 ;;
+    --render=*) RENDER=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; SEEDS+=("$@"); break ;;
     -*) echo "$ME: unknown option $1" >&2; usage ;;
@@ -83,9 +86,18 @@ done
 is_uint "$PRODUCERS" && [ "$PRODUCERS" -ge 1 ] || die "--producers must be an integer >= 1 (got '$PRODUCERS')"
 is_uint "$CONSUMERS" && [ "$CONSUMERS" -ge 1 ] || die "--consumers must be an integer >= 1 (got '$CONSUMERS')"
 is_uint "$TIMEOUT" || die "--timeout must be a whole number of seconds (got '$TIMEOUT')"
+if [ -n "$RENDER" ]; then
+  rc=0; grep -Eq -- "$RENDER" </dev/null 2>/dev/null || rc=$?
+  [ "$rc" -lt 2 ] || die "--render: not a valid POSIX extended regular expression: '$RENDER'"
+fi
 
 # 1. dependencies and build (quiet unless something fails)
 bash "$ROOT/deploy/deps.sh" || die "installing dependencies failed"
+# Rendering needs a browser: installed only when asked for (docs/render.md).
+if [ -n "$RENDER" ]; then
+  bash "$ROOT/deploy/deps.sh" --render ||
+    say "warning: installing Chromium failed; pages matching --render will fail with render_unavailable"
+fi
 BUILD=${TRAWLER_BUILD_DIR:-$ROOT/build}
 mkdir -p "$BUILD"
 if ! { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$BUILD/configure.log" 2>&1; } ||
@@ -120,6 +132,7 @@ export TRAWLER_PARTITIONS=${TRAWLER_PARTITIONS:-$(( 2 * WORKERS_MAX > 4 ? 2 * WO
 PRODUCER_OPTS=("${PRIV[@]}" --group "trawler-producers.$CRAWL_ID")
 [ -n "$DELAY" ] && PRODUCER_OPTS+=(--delay "$DELAY")
 [ -n "$HOST_CONNS" ] && PRODUCER_OPTS+=(--host-connections "$HOST_CONNS")
+[ -n "$RENDER" ] && PRODUCER_OPTS+=(--render-regex "$RENDER")
 CONSUMER_OPTS=(--out "$OUT" --group "trawler-consumers.$CRAWL_ID")
 [ -n "$MAX_DEPTH" ] && CONSUMER_OPTS+=(--max-depth "$MAX_DEPTH")
 [ -n "$PLUGINS" ] && CONSUMER_OPTS+=(--plugin "$PLUGINS")

@@ -10,11 +10,15 @@ PKGS_BUILD="build-essential cmake pkg-config
   libpsl-dev libjson-c-dev zlib1g-dev libpq-dev"
 # Services and tools the tests and run.sh use (Kafka itself comes from Maven).
 PKGS_RUN="redis-server default-jre-headless maven python3 curl ca-certificates procps"
+# Headless browser for the render fetch mode (docs/render.md): only with
+# --render (run.sh --render) or --test; the rest of trawler works without it.
+PKGS_RENDER="chromium"
 PKGS_TEST="valgrind postgresql kcat protobuf-compiler nginx-light clang libclang-rt-14-dev clang-format-14 docker-compose iproute2 util-linux brotli openssl time gnuplot-nox"
 
 want="$PKGS_BUILD $PKGS_RUN"
 case "${1:-}" in
-  --test) want="$want $PKGS_TEST" ;;
+  --test) want="$want $PKGS_TEST $PKGS_RENDER" ;;
+  --render) want="$PKGS_RENDER" ;;
   --runtime-only) want="$PKGS_RUN" ;;
 esac
 

@@ -89,6 +89,10 @@ const char *tr_fetch_error_name(Trawler__V1__FetchError e)
 		return "bad_url";
 	case TRAWLER__V1__FETCH_ERROR__ERROR_CONTENT_TYPE:
 		return "content_type";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER:
+		return "browser";
+	case TRAWLER__V1__FETCH_ERROR__ERROR_RENDER_UNAVAILABLE:
+		return "render_unavailable";
 	default:
 		return "other";
 	}

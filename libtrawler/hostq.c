@@ -368,6 +368,12 @@ int64_t tr_hostq_delay(const tr_hostq *q, const char *key)
 	return h ? h->delay_ms : q->delay_ms;
 }
 
+int64_t tr_hostq_next_start_ms(const tr_hostq *q, const char *key)
+{
+	const host *h = host_find(q, key, hash_key(key));
+	return h ? h->next_ms : 0;
+}
+
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q)
 {
 	return q->heap_len ? q->heap[0]->next_ms : INT64_MAX;

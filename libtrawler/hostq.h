@@ -61,6 +61,10 @@ void tr_hostq_set_delay(tr_hostq *q, const char *key, int64_t delay_ms);
 /* The delay of host `key` (the default for an unknown host). */
 int64_t tr_hostq_delay(const tr_hostq *q, const char *key);
 
+/* Monotonic ms of host `key`'s next allowed start (0 when the host has no
+ * record): a rendered page's same-host sub-resources wait for it. */
+int64_t tr_hostq_next_start_ms(const tr_hostq *q, const char *key);
+
 /* Monotonic ms at which the next queued host becomes ready; INT64_MAX when
  * nothing is queued or every queued host is at its connection cap. */
 int64_t tr_hostq_next_ready_ms(const tr_hostq *q);

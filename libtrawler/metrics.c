@@ -48,15 +48,40 @@ static const double fetch_duration_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0
 						0.5,   1,    2.5,   5,	  10,  30};
 static const char *const status_classes[] = {"2xx", "3xx", "4xx", "5xx", "error", NULL};
 /* Every cap that counts its hits (docs/limits.md): created at 0. */
-static const char *const limit_names[] = {
-    "body_size",	 "header_size",		"headers_kept",	      "redirect_hops_kept",
-    "retry_wait",	 "queue_full",		"robots_size",	      "robots_rules",
-    "robots_rule_bytes", "robots_sitemaps",	"robots_crawl_delay", "html_utf8",
-    "url_length",	 "followed_url_length", "links_per_page",     "title",
-    "pages_per_host",	 "max_depth",		"query_params",	      "scope_hosts",
-    "rule_values",	 "field_values",	"field_value_bytes",  "deadletter_original",
-    "sitemap",		 "polite_dns_cache",	"log_line",	      "metrics_head",
-    "metrics_timeout",	 "metric_series",	"metric_label_value", NULL};
+static const char *const limit_names[] = {"body_size",
+					  "header_size",
+					  "headers_kept",
+					  "redirect_hops_kept",
+					  "retry_wait",
+					  "queue_full",
+					  "robots_size",
+					  "robots_rules",
+					  "robots_rule_bytes",
+					  "robots_sitemaps",
+					  "robots_crawl_delay",
+					  "html_utf8",
+					  "url_length",
+					  "followed_url_length",
+					  "links_per_page",
+					  "title",
+					  "pages_per_host",
+					  "max_depth",
+					  "query_params",
+					  "scope_hosts",
+					  "rule_values",
+					  "field_values",
+					  "field_value_bytes",
+					  "deadletter_original",
+					  "sitemap",
+					  "polite_dns_cache",
+					  "log_line",
+					  "metrics_head",
+					  "metrics_timeout",
+					  "metric_series",
+					  "metric_label_value",
+					  "render_dom",
+					  NULL};
+static const char *const refuse_reasons[] = {"type", "address", "robots", "other", NULL};
 
 static const fam_def families[] = {
     [TR_METRIC_FETCHES] = {.name = "trawler_fetches_total",
@@ -128,6 +153,17 @@ static const fam_def families[] = {
 			      .help = "Times a hard cap was hit, by limit.",
 			      .labels = {"limit"},
 			      .presets = limit_names},
+    [TR_METRIC_RENDER_REFUSED] = {.name = "trawler_render_refused_total",
+				  .type = FAM_COUNTER,
+				  .help =
+				      "Requests of rendered pages the producer failed, by reason "
+				      "(blocked type, SSRF guard, robots.txt, other).",
+				  .labels = {"reason"},
+				  .presets = refuse_reasons},
+    [TR_METRIC_BROWSER_RESTARTS] = {.name = "trawler_browser_restarts_total",
+				    .type = FAM_COUNTER,
+				    .help = "Times the render browser was lost (crash, hang, "
+					    "protocol error) and dropped for a new one."},
     [TR_METRIC_UP] = {.name = "trawler_up", .type = FAM_GAUGE, .help = "1 while the worker runs."},
     [TR_METRIC_BUILD_INFO] = {.name = "trawler_build_info",
 			      .type = FAM_GAUGE,

@@ -47,6 +47,8 @@ typedef enum {
 	TR_METRIC_DEAD_LETTERS,	    /* counter trawler_dead_letters_total{stage} */
 	TR_METRIC_FETCH_ERRORS,	    /* counter trawler_fetch_errors_total{error} */
 	TR_METRIC_LIMIT_HITS,	    /* counter trawler_limit_hits_total{limit} */
+	TR_METRIC_RENDER_REFUSED,   /* counter trawler_render_refused_total{reason} */
+	TR_METRIC_BROWSER_RESTARTS, /* counter trawler_browser_restarts_total */
 	TR_METRIC_UP,		    /* gauge trawler_up, 1 after init */
 	TR_METRIC_BUILD_INFO,	    /* gauge trawler_build_info{version}, 1 after init */
 	TR_METRIC_COUNT

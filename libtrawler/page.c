@@ -359,6 +359,8 @@ int tr_page_jsonl(tr_buf *b, const tr_page *pg)
 		rc = tr_jsonw_kv_bool(b, false, "partial", true);
 	if (!rc && r->not_modified)
 		rc = tr_jsonw_kv_bool(b, false, "not_modified", true);
+	if (!rc && r->rendered)
+		rc = tr_jsonw_kv_bool(b, false, "rendered", true);
 	if (!rc && q && q->method == TRAWLER__V1__METHOD__METHOD_HEAD)
 		rc = tr_jsonw_kv_str(b, false, "method", "HEAD");
 	if (!rc && q && q->attempt > 1)

@@ -131,6 +131,25 @@ static const opt options[] = {
 	 "First retry backoff in seconds; doubles per attempt, +-25% jitter."},
 	{"retry-max", OPT_DOUBLE, "300", O(retry_max), 0, 86400, TR_EXE_PRODUCER,
 	 "Longest backoff or Retry-After honoured, in seconds."},
+	{"render-regex", OPT_STRING, "", O(render_regex), 0, 0, TR_EXE_PRODUCER,
+	 "Load URLs matching this POSIX extended regular expression in headless Chromium and "
+	 "publish the rendered DOM (docs/render.md); requests marked render are rendered too; "
+	 "empty = only those."},
+	{"render-tabs", OPT_LONG, "4", O(render_tabs), 1, 64, TR_EXE_PRODUCER,
+	 "Browser tabs per producer: pages rendered at once."},
+	{"render-timeout", OPT_DOUBLE, "30", O(render_timeout), 1, 3600, TR_EXE_PRODUCER,
+	 "Seconds allowed to load and render one page (a timeout is retried like a fetch's)."},
+	{"render-wait", OPT_STRING, "load", O(render_wait), 0, 0, TR_EXE_PRODUCER,
+	 "When a rendered page is taken: `load` (load event), `networkidle` (no requests for "
+	 "0.5 s) or `selector:CSS` (after load, once CSS matches an element)."},
+	{"render-max-dom", OPT_LONG, "10485760", O(render_max_dom), 1024, 30000000, TR_EXE_PRODUCER,
+	 "Rendered DOM bytes kept; a larger DOM is cut and marked truncated."},
+	{"render-block", OPT_STRING, "image,media,font", O(render_block), 0, 0, TR_EXE_PRODUCER,
+	 "Resource types a rendered page may not load (DevTools types: image, media, font, "
+	 "stylesheet, script, xhr, fetch, ...; empty = none)."},
+	{"chromium", OPT_STRING, "", O(chromium), 0, 0, TR_EXE_PRODUCER,
+	 "Browser binary for rendering (empty: /usr/lib/chromium/chromium, else chromium, "
+	 "chromium-browser or google-chrome on PATH)."},
 	{"out", OPT_STRING, "out", O(out), 0, 0, TR_EXE_CONSUMER,
 	 "Directory for pages.jsonl (one file per consumer: pages.WORKER.jsonl when >1)."},
 	{"max-depth", OPT_LONG, "1000", O(max_depth), 0, 1000000, TR_EXE_CONSUMER,

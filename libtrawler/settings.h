@@ -72,6 +72,13 @@ typedef struct tr_settings {
 	double robots_retry;
 	double retry_base;
 	double retry_max;
+	char *render_regex; /* "" = render only requests marked render */
+	long render_tabs;
+	double render_timeout;
+	char *render_wait;
+	long render_max_dom;
+	char *render_block;
+	char *chromium; /* "" = search the usual places */
 	/* consumer */
 	char *out;
 	long max_depth;

@@ -20,6 +20,7 @@
 #include "offsets.h"
 #include "producer.h"
 #include "producer_int.h"
+#include "render.h"
 #include "robots_gate.h"
 #include "redis.h"
 #include "url.h"
@@ -174,7 +175,7 @@ static void count_fetch(const Trawler__V1__FetchResult *res)
 		tr_metrics_inc(TR_METRIC_FETCH_ERRORS, err, 1);
 	}
 	if (res->truncated) {
-		tr_metrics_limit_hit("body_size");
+		tr_metrics_limit_hit(res->rendered ? "render_dom" : "body_size");
 	}
 }
 
@@ -196,6 +197,7 @@ static bool retryable(const Trawler__V1__FetchResult *res)
 	case TRAWLER__V1__FETCH_ERROR__ERROR_RECV:
 	case TRAWLER__V1__FETCH_ERROR__ERROR_SEND:
 	case TRAWLER__V1__FETCH_ERROR__ERROR_PROTOCOL:
+	case TRAWLER__V1__FETCH_ERROR__ERROR_BROWSER:
 		return true;
 	case TRAWLER__V1__FETCH_ERROR__ERROR_NONE:
 		return res->status == 429 || (res->status >= 500 && res->status <= 599);
@@ -393,6 +395,23 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 	}
 }
 
+/* Requests started and not yet finished: fetches and rendered pages. */
+static int in_flight(const prod *p)
+{
+	return tr_fetcher_running(p->fetcher) + tr_render_held(p->render);
+}
+
+/* Is j for the browser: marked render, or its URL matches --render-regex?
+ * HEAD and Range requests (documents, media) are never rendered. */
+static bool wants_render(const prod *p, const job *j)
+{
+	const Trawler__V1__CrawlRequest *q = j->req;
+	if (j->is_robots || q->method == TRAWLER__V1__METHOD__METHOD_HEAD ||
+	    (q->range && (q->range->first || q->range->last)))
+		return false;
+	return q->render || (p->render_re_set && regexec(&p->render_re, q->url, 0, NULL, 0) == 0);
+}
+
 /* Before giving partitions up: let running transfers finish (bounded) and
  * their results be acknowledged, so their offsets are committed and the
  * next owner neither refetches them nor overlaps with them. */
@@ -401,10 +420,13 @@ static void drain_in_flight(prod *p)
 	double limit = p->s->stop_timeout < 20 ? p->s->stop_timeout : 20;
 	int64_t deadline = tr_mono_ms() + (int64_t)(limit * 1000);
 	p->revoking = true;
-	while (tr_fetcher_running(p->fetcher) > 0 && tr_mono_ms() < deadline) {
+	while (in_flight(p) > 0 && tr_mono_ms() < deadline) {
 		tr_fetcher_perform(p->fetcher);
+		tr_render_perform(p->render);
 		rd_kafka_poll(p->kp, 0);
-		tr_fetcher_wait(p->fetcher, NULL, 0, 50);
+		struct curl_waitfd rf[2];
+		unsigned nrf = tr_render_waitfds(p->render, rf, 2);
+		tr_fetcher_wait(p->fetcher, rf, nrf, 50);
 	}
 	tr_fetcher_perform(p->fetcher);
 	rd_kafka_flush(p->kp, 10000); /* delivery reports store the offsets */
@@ -653,7 +675,7 @@ static bool take_ip_slot(prod *p, job *j, int64_t now)
 static void start_ready(prod *p)
 {
 	int64_t now = tr_mono_ms();
-	while (tr_fetcher_running(p->fetcher) < p->s->concurrency && !output_backed_up(p)) {
+	while (in_flight(p) < p->s->concurrency && !output_backed_up(p)) {
 		const char *key = NULL;
 		job *j = tr_hostq_pop_ready(p->hq, now, &key);
 		if (!j)
@@ -668,6 +690,16 @@ static void start_ready(prod *p)
 			continue;
 		}
 		tr_log(TR_LOG_DEBUG, "start", 2, "host", j->host_key, "url", j->req->url);
+		if ((j->render = wants_render(p, j))) {
+			if (tr_render_start(p->render, j->req, j) != TR_OK) {
+				tr_hostq_release(p->hq, j->polite_key, now);
+				ipslots_release(p, j);
+				publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_OTHER,
+					      "cannot start render");
+				job_free(j);
+			}
+			continue;
+		}
 		if (p->s->validators)
 			add_validators(p, j->req);
 		if (tr_fetcher_start(p->fetcher, j->req, j) != TR_OK) {
@@ -685,6 +717,83 @@ static bool crawl_complete(prod *p)
 	tr_crawl_counts c;
 	return tr_crawl_counts_get(p->redis, p->s->crawl_id, &c) == TR_OK &&
 	       tr_crawl_is_complete(&c);
+}
+
+/* A request of a rendered page: robots.txt and politeness, as for fetches.
+ * The page's own host is known to the gate; another host's robots.txt is
+ * used when known (memory or the Redis cache), else the request goes. */
+static int render_check(const char *url, bool main_doc, void *ctx, void *payload,
+			int64_t *not_before_ms, bool *polite, const char **why)
+{
+	prod *p = payload;
+	job *j = ctx;
+	char key[HOST_KEY_MAX];
+	if (tr_url_host_key(key, sizeof(key), url) != TR_OK) {
+		*why = "malformed URL";
+		return TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL;
+	}
+	if (p->robots && robots_gate_peek(p, key, url, tr_mono_ms()) == 0) {
+		*why = "disallowed by robots.txt";
+		return TRAWLER__V1__FETCH_ERROR__ERROR_ROBOTS_DISALLOWED;
+	}
+	/* the page's own host: its sub-resources keep the host's delay; the
+	 * page itself already had its turn */
+	*polite = j && strcmp(key, j->host_key) == 0;
+	if (!main_doc && *polite)
+		*not_before_ms = tr_hostq_next_start_ms(p->hq, j->polite_key);
+	return 0;
+}
+
+static void render_send(void *ctx, void *payload)
+{
+	prod *p = payload;
+	job *j = ctx;
+	if (j)
+		tr_hostq_charge_send(p->hq, j->polite_key, tr_mono_ms());
+}
+
+static int render_setup(prod *p, const tr_settings *s)
+{
+	tr_render_opts ro;
+	char bin[4096];
+	int rc;
+	if (s->render_regex && *s->render_regex) {
+		if (regcomp(&p->render_re, s->render_regex, REG_EXTENDED | REG_NOSUB) != 0) {
+			tr_log(TR_LOG_ERROR,
+			       "option render-regex: invalid value (accepted: POSIX extended "
+			       "regular expression)",
+			       1, "value", s->render_regex);
+			return TR_EINVAL;
+		}
+		p->render_re_set = true;
+	}
+	memset(&ro, 0, sizeof(ro));
+	ro.binary = s->chromium;
+	ro.tabs = s->render_tabs;
+	ro.timeout = s->render_timeout;
+	ro.wait = s->render_wait;
+	ro.max_dom = s->render_max_dom;
+	ro.block_types = s->render_block;
+	ro.user_agent = s->user_agent;
+	ro.allow_private = s->allow_private;
+	ro.allow_address = s->allow_address;
+	ro.worker_id = s->worker_id;
+	rc = tr_render_new(&p->render, &ro, on_fetched, render_check, render_send, p);
+	if (rc != TR_OK)
+		return rc;
+	if (!tr_render_find_binary(bin, sizeof(bin), s->chromium)) {
+		if (p->render_re_set)
+			tr_log(TR_LOG_WARN,
+			       "render mode unavailable: no Chromium binary; pages matching "
+			       "render-regex get error render_unavailable (install with "
+			       "deploy/deps.sh --render, or set --chromium)",
+			       1, "chromium",
+			       s->chromium && *s->chromium ? s->chromium : "(search)");
+	} else if (p->render_re_set) {
+		tr_log(TR_LOG_INFO, "render mode on", 3, "regex", s->render_regex, "chromium", bin,
+		       "wait", s->render_wait);
+	}
+	return TR_OK;
 }
 
 static int setup(prod *p, const tr_settings *s)
@@ -770,7 +879,7 @@ static int setup(prod *p, const tr_settings *s)
 	if (frc != TR_OK)
 		return frc;
 	tr_fetcher_on_send(p->fetcher, on_send);
-	return TR_OK;
+	return render_setup(p, s);
 }
 
 static void teardown(prod *p)
@@ -785,8 +894,11 @@ static void teardown(prod *p)
 	}
 	if (p->kp)
 		rd_kafka_destroy(p->kp);
+	tr_render_free(p->render); /* before the jobs its pages point at */
 	tr_fetcher_free(p->fetcher);
 	robots_gate_free(p->robots);
+	if (p->render_re_set)
+		regfree(&p->render_re);
 	tr_hostq_free(p->hq, job_free);
 	tr_polite_resolver_free(p->resolver);
 	tr_offsets_free(p->offs);
@@ -843,8 +955,9 @@ int tr_producer_run(const tr_settings *s)
 			robots_gate_drop_parked(p.robots);
 		}
 		tr_fetcher_perform(p.fetcher);
+		tr_render_perform(p.render);
 		rd_kafka_poll(p.kp, 0);
-		if (stopping && (tr_fetcher_running(p.fetcher) == 0 || now > stop_deadline))
+		if (stopping && (in_flight(&p) == 0 || now > stop_deadline))
 			break;
 		if (s->exit_when_done && now >= next_check) {
 			next_check = now + COMPLETION_CHECK_MS;
@@ -863,24 +976,30 @@ int tr_producer_run(const tr_settings *s)
 			snprintf(num[1], 24, "%llu", p.fetched);
 			snprintf(num[2], 24, "%llu", p.produced);
 			snprintf(num[3], 24, "%zu", tr_hostq_queued(p.hq));
-			snprintf(num[4], 24, "%d", tr_fetcher_running(p.fetcher));
+			snprintf(num[4], 24, "%d", in_flight(&p));
 			tr_log(TR_LOG_INFO, "progress", 5, "consumed", num[0], "fetched", num[1],
 			       "published", num[2], "queued", num[3], "in_flight", num[4]);
 		}
 		int64_t wait = more ? 0 : 100;
 		int64_t ready = tr_hostq_next_ready_ms(p.hq);
-		if (output_backed_up(&p))
+		if (in_flight(&p) >= s->concurrency || output_backed_up(&p))
+			ready = INT64_MAX;
+		int64_t rnext = tr_render_next_ms(p.render);
+		if (rnext < ready)
+			ready = rnext;
+		if (output_backed_up(&p) && wait > 5)
 			wait = 5; /* delivery reports are polled, not signalled */
-		else if (tr_fetcher_running(p.fetcher) < s->concurrency && ready != INT64_MAX) {
+		if (ready != INT64_MAX) {
 			int64_t d = ready - tr_mono_ms();
 			if (d < wait)
 				wait = d < 0 ? 0 : d;
 		}
-		struct curl_waitfd extra[2] = {
+		struct curl_waitfd extra[4] = {
 		    {p.kpipe[0], CURL_WAIT_POLLIN, 0},
 		    {tr_lifecycle_wake_fd(), CURL_WAIT_POLLIN, 0},
 		};
-		tr_fetcher_wait(p.fetcher, extra, 2, (int)wait);
+		unsigned nextra = 2 + tr_render_waitfds(p.render, extra + 2, 2);
+		tr_fetcher_wait(p.fetcher, extra, nextra, (int)wait);
 		drain_pipe(p.kpipe[0]);
 		tr_lifecycle_drain();
 	}

@@ -2,6 +2,8 @@
 #ifndef TR_PRODUCER_INT_H
 #define TR_PRODUCER_INT_H
 
+#include <regex.h>
+
 #include "fetch.h"
 #include "hostq.h"
 #include "kafka.h"
@@ -25,6 +27,7 @@ typedef struct job {
 	char polite_key[HOST_KEY_MAX]; /* politeness group: the hostq key (polite.h) */
 	uint64_t slot;		       /* per-IP Redis slot held (ipslots.h), 0 = none */
 	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
+	bool render;	/* loaded in the browser (render.c), not fetched */
 } job;
 
 /* Delivery token of a produced message (frees with the report). */
@@ -35,6 +38,7 @@ typedef struct token {
 } token;
 
 struct robots_gate;
+struct tr_render;
 
 typedef struct prod {
 	const tr_settings *s;
@@ -53,6 +57,9 @@ typedef struct prod {
 	tr_fetcher *fetcher;
 	tr_redis *redis;
 	struct robots_gate *robots;
+	struct tr_render *render;
+	regex_t render_re; /* --render-regex, when set */
+	bool render_re_set;
 	int kpipe[2]; /* librdkafka queue wake-ups */
 	bool fatal;
 	bool revoking; /* draining in-flight work before giving partitions up */

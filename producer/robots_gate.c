@@ -274,6 +274,22 @@ gate_verdict robots_gate_check(prod *p, job *j, int64_t now_ms, const char **den
 	return GATE_FETCH;
 }
 
+int robots_gate_peek(prod *p, const char *host_key, const char *url, int64_t now_ms)
+{
+	entry *e = entry_get(p->robots, host_key);
+	if (!e)
+		return -1;
+	if (e->state == ST_UNKNOWN && e->failures == 0) {
+		char pk[HOST_KEY_MAX]; /* a Crawl-delay applies to the host's group */
+		if (tr_polite_key(pk, sizeof(pk), p->resolver, url, p->polite) != TR_OK)
+			snprintf(pk, sizeof(pk), "%s", host_key);
+		load_cached(p, e, now_ms, pk);
+	}
+	if (e->state != ST_READY) /* a stale READY still answers: better than none */
+		return -1;
+	return tr_robots_allowed(e->rules, path_of(url)) ? 1 : 0;
+}
+
 job *robots_gate_fetch_job(const job *like)
 {
 	job *rj = calloc(1, sizeof(*rj));

@@ -22,6 +22,12 @@ void robots_gate_free(struct robots_gate *g);
  * reason on GATE_DENY. Does Redis I/O when the host is unknown. */
 gate_verdict robots_gate_check(prod *p, job *j, int64_t now_ms, const char **deny_msg);
 
+/* Is `url` (of host `host_key`) allowed, without fetching anything? 1
+ * allowed, 0 disallowed, -1 not known (robots.txt neither in memory nor in
+ * the Redis cache). For a rendered page's sub-resources. Does Redis I/O
+ * for a host not seen before. */
+int robots_gate_peek(prod *p, const char *host_key, const char *url, int64_t now_ms);
+
 /* A new job that fetches the robots.txt of host `host_key`, modelled on
  * `like` (same scheme and authority). NULL on failure. */
 job *robots_gate_fetch_job(const job *like);
