@@ -126,13 +126,15 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 }
 
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
-				  int prefetch_kb,
+				  int prefetch_kb, int prefetch_msgs,
 				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
 						       rd_kafka_topic_partition_list_t *, void *),
 				  void *opaque, char *err, size_t errlen)
 {
 	char prefetch[24];
+	char min_msgs[24];
 	snprintf(prefetch, sizeof(prefetch), "%d", prefetch_kb);
+	snprintf(min_msgs, sizeof(min_msgs), "%d", prefetch_msgs);
 	const char *kv[] = {
 	    "group.id",
 	    group,
@@ -156,8 +158,13 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 	    "50",
 	    "queued.max.messages.kbytes",
 	    prefetch,
-	    "queued.min.messages", /* per partition; the default 100000 holds a whole frontier */
-	    "1000",
+	    "queued.min.messages", /* per partition */
+	    min_msgs,
+	    /* librdkafka 2.0 backs a partition's fetching off by this much when
+	     * the prefetch caps above are reached (2.1 added fetch.queue.backoff.ms):
+	     * the default 500 ms starved the consumers once prefetch was bounded */
+	    "fetch.error.backoff.ms",
+	    "20",
 	    "partition.assignment.strategy",
 	    "range,roundrobin",
 	    /* librdkafka's default, pinned: transactional consumers' outputs

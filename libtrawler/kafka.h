@@ -23,12 +23,11 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s, const char *txn_id,
 /* New consumer in `group`, isolation.level=read_committed: manual offset
  * store (enable.auto.offset.store=false) with auto commit of stored offsets
  * when `auto_commit`, else no auto commit at all; at most `prefetch_kb` KiB
- * of messages fetched ahead (and at most 1000 per partition, so memory does
- * not grow with a backlog).
+ * and `prefetch_msgs` messages per partition fetched ahead.
  * `rebalance_cb` may be NULL. Returns NULL with a message in err on
  * failure. */
 rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool auto_commit,
-				  int prefetch_kb,
+				  int prefetch_kb, int prefetch_msgs,
 				  void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
 						       rd_kafka_topic_partition_list_t *, void *),
 				  void *opaque, char *err, size_t errlen);

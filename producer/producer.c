@@ -814,10 +814,10 @@ static int setup(prod *p, const tr_settings *s)
 		tr_log(TR_LOG_ERROR, "Kafka unreachable", 1, "error", err);
 		return TR_EIO;
 	}
-	/* frontier messages are small: 16 MiB of prefetch is plenty and keeps
-	 * memory flat as the backlog grows */
+	/* frontier messages are small (~150 B): 2 MiB and 1000 per partition
+	 * of prefetch keep memory flat as the backlog grows */
 	p->kc = tr_kafka_consumer_new(s, s->group ? s->group : "trawler-producers", true, 2048,
-				      on_rebalance, p, err, sizeof(err));
+				      1000, on_rebalance, p, err, sizeof(err));
 	if (!p->kc) {
 		tr_log(TR_LOG_ERROR, "cannot create consumer", 1, "error", err);
 		return TR_EIO;
