@@ -96,6 +96,7 @@ int main(void)
 		fclose(lf);
 		CHECK(load(&s, TR_EXE_PRODUCER, 3, al, err, sizeof(err)) == TR_EINVAL);
 		CHECK(strstr(err, ":1: line longer than 4094 bytes") != NULL);
+		tr_settings_free(&s); /* on failure too (settings.h) */
 		unlink(longpath);
 	}
 
