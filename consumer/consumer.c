@@ -746,26 +746,27 @@ static const char *header_of(const Trawler__V1__FetchResult *r, const char *name
 
 /* --validators: keep the ETag / Last-Modified of whole-page GET answers for
  * the next crawl (validators.h); a 404/410 page is forgotten; a 304 leaves
- * them as they are. A Redis failure here costs only a later full fetch. */
+ * them as they are. One pipelined round trip per batch. A Redis failure
+ * here costs only a later full fetch. */
 static void remember_validators(cons *c, item *items, int n)
 {
-	for (int i = 0; i < n; i++) {
+	int queued = 0, rc = TR_OK;
+	for (int i = 0; i < n && rc == TR_OK; i++) {
 		const Trawler__V1__FetchResult *r = items[i].res;
 		const Trawler__V1__CrawlRequest *q = r ? r->request : NULL;
-		int rc = TR_OK;
 		if (!items[i].crawl || !q || r->error || r->partial || q->range ||
 		    q->method != TRAWLER__V1__METHOD__METHOD_GET)
 			continue;
 		if (r->status >= 200 && r->status <= 299)
-			rc = tr_validators_store(c->redis, q->url, header_of(r, "ETag"),
-						 header_of(r, "Last-Modified"),
-						 c->s->validators_ttl);
+			rc = tr_validators_append_store(c->redis, q->url, header_of(r, "ETag"),
+							header_of(r, "Last-Modified"),
+							c->s->validators_ttl, &queued);
 		else if (r->status == 404 || r->status == 410)
-			rc = tr_validators_forget(c->redis, q->url);
-		if (rc != TR_OK)
-			tr_log(TR_LOG_WARN, "cannot store validators", 2, "url", q->url, "error",
-			       tr_redis_error(c->redis));
+			rc = tr_validators_append_forget(c->redis, q->url, &queued);
 	}
+	if (tr_validators_flush(c->redis, queued) != TR_OK || rc != TR_OK)
+		tr_log(TR_LOG_WARN, "cannot store validators", 1, "error",
+		       tr_redis_error(c->redis));
 }
 
 /* Decode, read the crawl and extract every message of the batch into

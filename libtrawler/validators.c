@@ -80,8 +80,8 @@ out:
 	return rc;
 }
 
-int tr_validators_store(tr_redis *r, const char *url, const char *etag, const char *last_modified,
-			long ttl_s)
+int tr_validators_append_store(tr_redis *r, const char *url, const char *etag,
+			       const char *last_modified, long ttl_s, int *queued)
 {
 	char key[KEY_MAX], val[TR_VALIDATORS_MAX_ETAG + 32], ttl[24];
 	const char *path;
@@ -99,27 +99,39 @@ int tr_validators_store(tr_redis *r, const char *url, const char *etag, const ch
 	snprintf(ttl, sizeof(ttl), "%ld", ttl_s);
 	const char *hset[] = {"HSET", key, path, val};
 	const char *exp[] = {"EXPIRE", key, ttl};
-	redisReply *a = tr_redis_argv(r, 4, hset, NULL);
-	redisReply *b = a ? tr_redis_argv(r, 3, exp, NULL) : NULL;
-	int rc =
-	    a && b && a->type != REDIS_REPLY_ERROR && b->type != REDIS_REPLY_ERROR ? TR_OK : TR_EIO;
-	if (a)
-		freeReplyObject(a);
-	if (b)
-		freeReplyObject(b);
-	return rc;
+	if (tr_redis_append_argv(r, 4, hset, NULL) != TR_OK)
+		return TR_EIO;
+	(*queued)++;
+	if (tr_redis_append_argv(r, 3, exp, NULL) != TR_OK)
+		return TR_EIO;
+	(*queued)++;
+	return TR_OK;
 }
 
-int tr_validators_forget(tr_redis *r, const char *url)
+int tr_validators_append_forget(tr_redis *r, const char *url, int *queued)
 {
 	char key[KEY_MAX];
 	const char *path;
 	if (split(url, key, sizeof(key), &path) != TR_OK)
 		return TR_OK;
-	redisReply *rep = tr_redis_cmd(r, "HDEL %s %s", key, path);
-	int rc = rep && rep->type != REDIS_REPLY_ERROR ? TR_OK : TR_EIO;
-	if (rep)
+	const char *hdel[] = {"HDEL", key, path};
+	if (tr_redis_append_argv(r, 3, hdel, NULL) != TR_OK)
+		return TR_EIO;
+	(*queued)++;
+	return TR_OK;
+}
+
+int tr_validators_flush(tr_redis *r, int queued)
+{
+	int rc = TR_OK;
+	for (int i = 0; i < queued; i++) {
+		redisReply *rep = tr_redis_get_reply(r);
+		if (!rep) /* connection reset: the rest of the replies are lost */
+			return TR_EIO;
+		if (rep->type == REDIS_REPLY_ERROR)
+			rc = TR_EIO;
 		freeReplyObject(rep);
+	}
 	return rc;
 }
 

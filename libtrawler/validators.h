@@ -25,14 +25,21 @@
  * TR_EIO. Outputs untouched on failure. */
 int tr_validators_load(tr_redis *r, const char *url, char **etag, char **last_modified);
 
-/* Remember the validators of `url` (etag and last_modified as received, as
- * header values; either may be NULL or unusable: the URL is then listed
- * with an empty value, for tr_validators_scan()). Returns 0 or TR_EIO. */
-int tr_validators_store(tr_redis *r, const char *url, const char *etag, const char *last_modified,
-			long ttl_s);
+/* Queue (pipelined, tr_redis_append_argv) the commands that remember the
+ * validators of `url` (etag and last_modified as received, as header
+ * values; either may be NULL or unusable: the URL is then listed with an
+ * empty value, for tr_validators_scan()). Adds the number of commands
+ * queued to *queued, also on failure; read their replies with
+ * tr_validators_flush(). Returns 0 or TR_EIO (nothing more can be queued). */
+int tr_validators_append_store(tr_redis *r, const char *url, const char *etag,
+			       const char *last_modified, long ttl_s, int *queued);
 
-/* Forget `url` (it answered 404 or 410). Returns 0 or TR_EIO. */
-int tr_validators_forget(tr_redis *r, const char *url);
+/* Queue forgetting `url` (it answered 404 or 410). Same contract. */
+int tr_validators_append_forget(tr_redis *r, const char *url, int *queued);
+
+/* Read the replies of `queued` commands queued above: one round trip for a
+ * whole batch. Returns 0 or TR_EIO (an error reply or a reset). */
+int tr_validators_flush(tr_redis *r, int queued);
 
 /* Call cb(path_and_query) for each URL of host `host_key` in the store, at
  * most `max`. Returns how many were passed, or TR_EIO. */
