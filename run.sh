@@ -170,7 +170,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ -n "${TRAWLER_BROKERS:-}" ] && [ -n "${TRAWLER_REDIS:-}" ]; then
-  say "using Kafka at $TRAWLER_BROKERS and Redis at $TRAWLER_REDIS"
+  # shellcheck disable=SC2001  # a password in the URL is never printed
+  say "using Kafka at $TRAWLER_BROKERS and Redis at $(sed -E 's#(://[^/?#@]*:)[^/?#]*@#\1***@#' <<<"$TRAWLER_REDIS")"
 else
   SVC_DIR=$(mktemp -d "${TMPDIR:-/tmp}/trawler-run.XXXXXX")
   say "starting local Kafka and Redis in $SVC_DIR"
@@ -239,6 +240,13 @@ for pid in "${PIDS[@]}"; do
 done
 PIDS=()
 [ "$FAILED" -eq 0 ] || die "$FAILED worker(s) exited with an error (logs in $OUT/logs)"
+# a worker whose Kafka clean-up got stuck exits on its own after a bound;
+# the crawl's results are complete, but say so
+for log in "$OUT"/logs/*.log; do
+  if grep -q "shutdown did not finish in time" "$log"; then
+    say "warning: $(basename "$log" .log) was forced to exit at shutdown (see $log)"
+  fi
+done
 
 # 8. summary
 python3 - "$OUT/pages.jsonl" "$START" "$END" "$CRAWL_ID" <<'PY'

@@ -257,15 +257,15 @@ static void republish(uint64_t fp, uint64_t parent, uint32_t depth, const char *
 	Trawler__V1__CrawlRequest rq = TRAWLER__V1__CRAWL_REQUEST__INIT;
 	Trawler__V1__CrawlRequest__MetadataEntry meta =
 	    TRAWLER__V1__CRAWL_REQUEST__METADATA_ENTRY__INIT;
-	Trawler__V1__CrawlRequest__MetadataEntry *metas[1] = {&meta};
+	Trawler__V1__CrawlRequest__MetadataEntry *metas[2] = {&meta, &sitemap_entry};
 	meta.key = (char *)"reaped";
 	meta.value = (char *)"1";
 	rq.url = (char *)url;
 	rq.crawl_id = (char *)rc->crawl->crawl_id;
-	rq.depth = depth;
+	rq.depth = depth & ~TR_CRAWL_SITEMAP;
 	rq.fingerprint = fp;
 	rq.parent_fingerprint = parent;
-	rq.n_metadata = 1;
+	rq.n_metadata = (depth & TR_CRAWL_SITEMAP) ? 2 : 1; /* still a sitemap */
 	rq.metadata = metas;
 	publish_request(rc->c, &rq);
 }
@@ -347,9 +347,12 @@ static int admit_queue(cons *c, item *it)
 	int queued = 0;
 	for (size_t k = 0; k < it->page.nfollow; k += ADMIT_CHUNK) {
 		size_t m = it->page.nfollow - k < ADMIT_CHUNK ? it->page.nfollow - k : ADMIT_CHUNK;
-		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp,
-					  it->res->request->depth + 1, it->page.follow_fps + k,
-					  it->page.follow_urls + k, m) != TR_OK)
+		uint32_t depth = it->res->request->depth + 1;
+		if (it->page.sitemap == TR_SITEMAP_INDEX) /* its URLs are sitemaps */
+			depth |= TR_CRAWL_SITEMAP;
+		if (tr_crawl_admit_append(c->redis, it->crawl, it->page.fp, depth,
+					  it->page.follow_fps + k, it->page.follow_urls + k,
+					  m) != TR_OK)
 			return -1;
 		queued++;
 	}
@@ -1141,6 +1144,9 @@ static void teardown(cons *c)
 			rd_kafka_error_destroy(e);
 	}
 	if (c->kc) {
+		/* revoke here, not inside close (see kafka.h) */
+		if (c->cq && tr_kafka_consumer_leave(c->kc, c->cq, TR_LEAVE_TIMEOUT_MS) != TR_OK)
+			tr_log(TR_LOG_WARN, "pages partitions still assigned at close", 0);
 		rd_kafka_consumer_close(c->kc);
 		if (c->cq)
 			rd_kafka_queue_destroy(c->cq);
@@ -1177,6 +1183,7 @@ int tr_consumer_run(const tr_settings *s)
 			settle_all(&c);
 		rd_kafka_poll(c.kp, 0);
 		reap(&c);
+		tr_metrics_heartbeat();
 		int64_t now = tr_mono_ms();
 		if (n < BATCH && now >= next_check) {
 			tr_crawl_counts cc = {0};
@@ -1199,6 +1206,7 @@ int tr_consumer_run(const tr_settings *s)
 	tr_log(TR_LOG_INFO, "consumer stopped", 3, "pages", num[0], "links_published", num[1],
 	       "dead_letters", num[2]);
 out:
+	tr_lifecycle_exit_deadline(s->stop_timeout + TR_TEARDOWN_GRACE_S, rc);
 	teardown(&c);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "crawlstate.h"
 #include "fetch.h"
 #include "jsonw.h"
@@ -36,6 +37,10 @@
 	"  delete-topics        delete the four topics (a finished run's own topics)\n"            \
 	"  dump-items           print the items topic as JSON lines, as a read_committed\n"        \
 	"                       reader sees it (--kafka.isolation.level=read_uncommitted: all)\n"  \
+	"  health               probe a worker on this host: its /metrics on --metrics-port\n"     \
+	"                       answers, trawler_up is 1 and its main loop turned within\n"        \
+	"                       --health-max-age seconds (exit 0 = healthy; a container\n"         \
+	"                       health check)\n"                                                   \
 	"  options-doc          print the options reference (markdown)"
 
 /* Is the URL's host a literal private/loopback address (not exempted by
@@ -711,6 +716,91 @@ out:
 	return rc;
 }
 
+/* The /metrics body of a worker, capped: a health probe needs two lines. */
+#define HEALTH_MAX_BODY (4 * 1024 * 1024)
+
+static size_t health_write(char *data, size_t size, size_t n, void *arg)
+{
+	tr_buf *b = arg;
+	size_t len = size * n;
+	return tr_buf_add(b, data, len) == TR_OK ? len : 0; /* 0: curl fails the transfer */
+}
+
+/* The value of the unlabelled sample `name` in a Prometheus text body. */
+static bool metric_value(const char *text, const char *name, double *out)
+{
+	size_t n = strlen(name);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && p[n] == ' ') {
+			char *end = NULL;
+			*out = strtod(p + n + 1, &end);
+			return end != p + n + 1;
+		}
+	}
+	return false;
+}
+
+/* trawlerctl health: exit 0 when the worker answers on 127.0.0.1:PORT with
+ * trawler_up 1 and a heartbeat younger than --health-max-age, 1 otherwise
+ * (the reason on stderr), 2 without a port. */
+static int cmd_health(const tr_settings *s)
+{
+	char url[64], errbuf[CURL_ERROR_SIZE] = "";
+	tr_buf body;
+	double up = 0, beat = 0, age = 0;
+	long status = 0;
+	int rc = 1;
+	CURL *h = NULL;
+	if (s->metrics_port <= 0) {
+		fprintf(stderr,
+			"trawlerctl health: set --metrics-port (TRAWLER_METRICS_PORT) to the "
+			"worker's metrics port\n");
+		return 2;
+	}
+	tr_buf_init(&body, HEALTH_MAX_BODY);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%ld/metrics", s->metrics_port);
+	if (!(h = curl_easy_init()))
+		goto out;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, health_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	CURLcode e = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (e != CURLE_OK || status != 200 || body.len == 0) {
+		fprintf(stderr, "trawlerctl health: %s: %s\n", url,
+			e != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(e))
+				      : "no metrics (not HTTP 200 or empty)");
+		goto out;
+	}
+	if (!metric_value(body.data, "trawler_up", &up) || up != 1) {
+		fprintf(stderr, "trawlerctl health: %s: trawler_up is not 1\n", url);
+		goto out;
+	}
+	if (!metric_value(body.data, "trawler_heartbeat_timestamp_seconds", &beat)) {
+		fprintf(stderr, "trawlerctl health: %s: no trawler_heartbeat_timestamp_seconds\n",
+			url);
+		goto out;
+	}
+	age = (double)tr_now_ms() / 1000.0 - beat;
+	if (age > s->health_max_age) {
+		fprintf(
+		    stderr,
+		    "trawlerctl health: %s: main loop stuck, last turn %.1f s ago (limit %g s)\n",
+		    url, age, s->health_max_age);
+		goto out;
+	}
+	printf("healthy: %s answers, last main-loop turn %.1f s ago\n", url, age < 0 ? 0 : age);
+	rc = 0;
+out:
+	if (h)
+		curl_easy_cleanup(h);
+	tr_buf_free(&body);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	tr_settings s;
@@ -743,6 +833,8 @@ int main(int argc, char **argv)
 		rc = cmd_status(&s, true);
 	} else if (strcmp(pos[0], "dump-items") == 0) {
 		rc = cmd_dump_items(&s);
+	} else if (strcmp(pos[0], "health") == 0) {
+		rc = cmd_health(&s);
 	} else if (strcmp(pos[0], "options-doc") == 0) {
 		tr_settings_print_markdown(stdout);
 	} else {

@@ -88,8 +88,15 @@ int tr_crawl_info_load(tr_redis *r, const char *cid, tr_crawl_info *info);
 void tr_crawl_info_clear(tr_crawl_info *info);
 bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);
 
+/* Or-ed into the `depth` of tr_crawl_admit*(): the URLs are sitemaps
+ * (--sitemaps). The mark is kept with each pending entry, so a lease
+ * re-enqueue (tr_crawl_reap) sends them again as sitemaps; the reap
+ * callback gets it in its `depth` the same way. */
+#define TR_CRAWL_SITEMAP 0x80000000u
+
 /* Admit `n` URLs (canonical `urls[i]`, fingerprint `fps[i]`, all at
- * `depth`) found on the page `parent_fp` (0 for seeds). Writes one
+ * `depth`, plus TR_CRAWL_SITEMAP for sitemaps) found on the page
+ * `parent_fp` (0 for seeds). Writes one
  * TR_ADMIT_* per URL to decisions[]. Returns 0 or TR_EIO (then nothing is
  * known about what was admitted; retry the same call). */
 int tr_crawl_admit(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
@@ -112,7 +119,8 @@ int tr_crawl_admit_append(tr_redis *r, const tr_crawl_info *info, uint64_t paren
 int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_fp, uint32_t depth,
 			const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions);
 
-/* Called for each URL a reap found (url valid during the call). */
+/* Called for each URL a reap found (url valid during the call); `depth`
+ * carries TR_CRAWL_SITEMAP when the URL was admitted as a sitemap. */
 typedef void (*tr_crawl_reap_cb)(uint64_t fp, uint64_t parent_fp, uint32_t depth, const char *url,
 				 void *payload);
 

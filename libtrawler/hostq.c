@@ -393,6 +393,26 @@ void tr_hostq_foreach_pending(const tr_hostq *q, int64_t now_ms,
 				fn(h->key, h->next_ms, arg);
 }
 
+size_t tr_hostq_deepest(const tr_hostq *q, size_t k, const char *keys[], size_t depths[])
+{
+	size_t n = 0;
+	for (size_t b = 0; b < q->nbuckets; b++) {
+		for (const host *h = q->buckets[b]; h; h = h->chain) {
+			if (h->nqueued == 0 || (n == k && (k == 0 || depths[k - 1] >= h->nqueued)))
+				continue;
+			size_t i = n < k ? n++ : k - 1; /* the slot to fill, then bubble up */
+			while (i > 0 && depths[i - 1] < h->nqueued) {
+				keys[i] = keys[i - 1];
+				depths[i] = depths[i - 1];
+				i--;
+			}
+			keys[i] = h->key;
+			depths[i] = h->nqueued;
+		}
+	}
+	return n;
+}
+
 size_t tr_hostq_queued(const tr_hostq *q)
 {
 	return q->queued;

@@ -81,6 +81,12 @@ void tr_hostq_foreach_pending(const tr_hostq *q, int64_t now_ms,
 size_t tr_hostq_queued(const tr_hostq *q); /* items queued, all hosts */
 size_t tr_hostq_hosts(const tr_hostq *q);  /* host records held */
 
+/* The (at most) k hosts with the most items queued, deepest first (ties in
+ * no particular order), hosts with none left out: their keys (owned by q,
+ * valid until its next change) into keys[] and counts into depths[].
+ * Returns how many were written. O(hosts * k). */
+size_t tr_hostq_deepest(const tr_hostq *q, size_t k, const char *keys[], size_t depths[]);
+
 /* Remove every queued item for which `pred(item, arg)` is true, passing it
  * to `drop(item, arg)`. Started requests are not affected. */
 void tr_hostq_drop_if(tr_hostq *q, bool (*pred)(void *item, void *arg),

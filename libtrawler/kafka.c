@@ -17,11 +17,25 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 	       "librdkafka", 2, "facility", fac, "detail", buf);
 }
 
+/* Could the value of Kafka property k be a secret (never shown)? */
+static bool secret_property(const char *k)
+{
+	static const char *const marks[] = {"password", "secret", "jaas", ".pem",
+					    "oauthbearer.config"};
+	bool secret = false;
+	for (size_t i = 0; i < TR_ARRAY_LEN(marks); i++)
+		secret = secret || strstr(k, marks[i]) != NULL;
+	return secret;
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
 {
 	char e[256];
 	if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-		snprintf(err, errlen, "kafka option %s=%s rejected: %s", k, v, e);
+		if (secret_property(k)) /* librdkafka's reason may quote the value */
+			snprintf(err, errlen, "kafka option %s rejected (value not shown)", k);
+		else
+			snprintf(err, errlen, "kafka option %s=%s rejected: %s", k, v, e);
 		return TR_EINVAL;
 	}
 	return TR_OK;
@@ -72,6 +86,8 @@ rd_kafka_t *tr_kafka_producer_new(const tr_settings *s, const char *txn_id,
 	    "500000",
 	    "queue.buffering.max.kbytes", /* unacknowledged output held in memory */
 	    "65536",
+	    "message.copy.max.bytes", /* reference payloads, never copy them */
+	    "0",
 	};
 	rd_kafka_conf_t *conf = base_conf(s, kv, TR_ARRAY_LEN(kv), err, errlen);
 	rd_kafka_t *rk = NULL;
@@ -133,8 +149,13 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 {
 	char prefetch[24];
 	char min_msgs[24];
+	char fetch_max[24];
+	long long fetch_bytes = (long long)prefetch_kb * 1024;
+	if (fetch_bytes > TR_KAFKA_MAX_MESSAGE + 1024 * 1024)
+		fetch_bytes = TR_KAFKA_MAX_MESSAGE + 1024 * 1024;
 	snprintf(prefetch, sizeof(prefetch), "%d", prefetch_kb);
 	snprintf(min_msgs, sizeof(min_msgs), "%d", prefetch_msgs);
+	snprintf(fetch_max, sizeof(fetch_max), "%lld", fetch_bytes);
 	const char *kv[] = {
 	    "group.id",
 	    group,
@@ -165,6 +186,14 @@ rd_kafka_t *tr_kafka_consumer_new(const tr_settings *s, const char *group, bool 
 	     * the default 500 ms starved the consumers once prefetch was bounded */
 	    "fetch.error.backoff.ms",
 	    "20",
+	    /* one Fetch response is allocated whole, and librdkafka sizes
+	     * fetch.max.bytes as max(prefetch, message.max.bytes): with the
+	     * 33 MiB of base_conf() a frontier backlog spread over many
+	     * partitions arrived as one 16 MiB+ buffer. A larger message still
+	     * comes through (the broker always returns the first batch, KIP-74),
+	     * and a kafka.message.max.bytes pass-through raises both. */
+	    "message.max.bytes",
+	    fetch_max,
 	    "partition.assignment.strategy",
 	    "range,roundrobin",
 	    /* librdkafka's default, pinned: transactional consumers' outputs
@@ -333,6 +362,33 @@ out:
 		rd_kafka_DeleteTopic_destroy(dt[i]);
 	rd_kafka_AdminOptions_destroy(opts);
 	rd_kafka_queue_destroy(q);
+	return rc;
+}
+
+static int assigned_count(rd_kafka_t *rk)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	int n = -1; /* unknown: keep serving */
+	if (rd_kafka_assignment(rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts)
+		n = parts->cnt;
+	if (parts)
+		rd_kafka_topic_partition_list_destroy(parts);
+	return n;
+}
+
+int tr_kafka_consumer_leave(rd_kafka_t *rk, rd_kafka_queue_t *q, int timeout_ms)
+{
+	int64_t deadline = tr_mono_ms() + timeout_ms;
+	rd_kafka_message_t *msgs[64];
+	int rc = TR_ETIMEDOUT;
+	rd_kafka_unsubscribe(rk);
+	while (rc != TR_OK && tr_mono_ms() < deadline) {
+		ssize_t n = rd_kafka_consume_batch_queue(q, 20, msgs, TR_ARRAY_LEN(msgs));
+		for (ssize_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		if (assigned_count(rk) == 0)
+			rc = TR_OK;
+	}
 	return rc;
 }
 

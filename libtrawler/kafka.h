@@ -52,6 +52,18 @@ int tr_kafka_create_topics(rd_kafka_t *rk, const char *const *topics, int ntopic
 int tr_kafka_delete_topics(rd_kafka_t *rk, const char *const *topics, int ntopics, double timeout_s,
 			   char *err, size_t errlen);
 
+/* Leave the consumer group before rd_kafka_consumer_close(): unsubscribe,
+ * then serve q (the consumer queue, so the rebalance callback runs here)
+ * until nothing is assigned, for at most timeout_ms. Messages that arrive
+ * meanwhile are destroyed unprocessed; their offsets are not stored, so
+ * they are delivered again to the next owner.
+ * Why: in librdkafka 2.0.2, close() serves a pending revoke by calling the
+ * rebalance callback while the group terminates, and an rd_kafka_assign()
+ * made there can wait forever (a worker hung in CI). After this call close()
+ * has nothing left to revoke. Returns 0, or TR_ETIMEDOUT when partitions are
+ * still assigned at the deadline (close() then revokes them itself). */
+int tr_kafka_consumer_leave(rd_kafka_t *rk, rd_kafka_queue_t *q, int timeout_ms);
+
 /* Default rebalance handling for eager assignors: assign/unassign. */
 void tr_kafka_default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				rd_kafka_topic_partition_list_t *parts);

@@ -1,10 +1,12 @@
 /* lifecycle.c - worker start-up, signal handling and wake-up pipe. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lifecycle.h"
@@ -13,6 +15,12 @@
 
 static volatile sig_atomic_t stop_flag;
 static int wake_pipe[2] = {-1, -1};
+
+/* exit deadline, read by the watchdog thread */
+static pthread_mutex_t deadline_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t deadline_ms; /* tr_mono_ms(); 0: no watchdog yet */
+static double deadline_s;
+static int deadline_rc;
 
 int tr_lifecycle_init(tr_settings *s, unsigned exe, const char *component, const char *usage,
 		      int argc, char **argv, char ***positional, int *npositional)
@@ -117,4 +125,52 @@ void tr_lifecycle_drain(void)
 	char buf[64];
 	while (wake_pipe[0] >= 0 && read(wake_pipe[0], buf, sizeof(buf)) > 0)
 		;
+}
+
+static void *watchdog(void *arg)
+{
+	TR_UNUSED(arg);
+	for (;;) {
+		pthread_mutex_lock(&deadline_lock);
+		int64_t left = deadline_ms - tr_mono_ms();
+		int rc = deadline_rc;
+		double secs = deadline_s;
+		pthread_mutex_unlock(&deadline_lock);
+		if (left <= 0) {
+			char num[32];
+			snprintf(num, sizeof(num), "%.1f", secs);
+			tr_log(TR_LOG_ERROR,
+			       "shutdown did not finish in time, exiting without clean-up", 1,
+			       "seconds", num);
+			_exit(rc);
+		}
+		if (left > 200)
+			left = 200;
+		struct timespec ts = {0, (long)left * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int tr_lifecycle_exit_deadline(double seconds, int rc)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	int ret = TR_OK;
+	pthread_mutex_lock(&deadline_lock);
+	bool first = deadline_ms == 0;
+	deadline_ms = tr_mono_ms() + (int64_t)(seconds * 1000);
+	deadline_s = seconds;
+	deadline_rc = rc;
+	pthread_mutex_unlock(&deadline_lock);
+	if (first) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, watchdog, NULL) != 0) {
+			tr_log(TR_LOG_WARN, "cannot start the shutdown watchdog", 0);
+			ret = TR_EIO;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	return ret;
 }

@@ -31,4 +31,18 @@ int tr_lifecycle_wake_fd(void);
 void tr_lifecycle_wake(void);
 void tr_lifecycle_drain(void);
 
+/* Shutdown bounds of both workers: waiting for the group to revoke their
+ * partitions before close (tr_kafka_consumer_leave), and the whole teardown
+ * after --stop-timeout has run out (tr_lifecycle_exit_deadline). */
+#define TR_LEAVE_TIMEOUT_MS 10000
+#define TR_TEARDOWN_GRACE_S 60
+
+/* Bound what is left of the process's life, for shutdown: if it is still
+ * running `seconds` from now (a close stuck inside a library), log an error
+ * and _exit(rc) without further clean-up. Work that was acknowledged stays
+ * done; offsets not committed are delivered again. Arm once, right before
+ * teardown; a second call only moves the deadline. Returns 0 or TR_EIO when
+ * the watchdog thread cannot start (shutdown then goes on unbounded). */
+int tr_lifecycle_exit_deadline(double seconds, int rc);
+
 #endif

@@ -125,6 +125,12 @@ static const fam_def families[] = {
     [TR_METRIC_HOSTS_QUEUED] = {.name = "trawler_hosts_queued",
 				.type = FAM_GAUGE,
 				.help = "Hosts with at least one request in their queue."},
+    [TR_METRIC_HOST_QUEUE_TOP] =
+	{.name = "trawler_host_queue_depth_top",
+	 .type = FAM_GAUGE,
+	 .help = "Requests queued for each of the 10 politeness groups (hosts) "
+		 "with the most queued, refreshed every second.",
+	 .labels = {"host"}},
     [TR_METRIC_DEDUP_HITS] = {.name = "trawler_dedup_hits_total",
 			      .type = FAM_COUNTER,
 			      .help = "Extracted links dropped because they were already seen."},
@@ -164,6 +170,10 @@ static const fam_def families[] = {
 				    .type = FAM_COUNTER,
 				    .help = "Times the render browser was lost (crash, hang, "
 					    "protocol error) and dropped for a new one."},
+    [TR_METRIC_HEARTBEAT] = {.name = "trawler_heartbeat_timestamp_seconds",
+			     .type = FAM_GAUGE,
+			     .help = "Unix time of the worker's last main-loop turn (updated "
+				     "every second); stale means the worker is stuck."},
     [TR_METRIC_UP] = {.name = "trawler_up", .type = FAM_GAUGE, .help = "1 while the worker runs."},
     [TR_METRIC_BUILD_INFO] = {.name = "trawler_build_info",
 			      .type = FAM_GAUGE,
@@ -481,6 +491,7 @@ int tr_metrics_init(const char *component, const char *version)
 	}
 	s->value = 1;
 	g_reg.fams[TR_METRIC_UP].all[0]->value = 1;
+	g_reg.fams[TR_METRIC_HEARTBEAT].all[0]->value = (double)tr_now_ms() / 1000.0;
 	g_reg.ready = true;
 out:
 	if (rc == TR_ENOMEM)
@@ -537,6 +548,41 @@ void tr_metrics_inc(tr_metric_id id, const char *const label_values[], double v)
 void tr_metrics_set(tr_metric_id id, const char *const label_values[], double v)
 {
 	update(id, label_values, v, OP_SET);
+}
+
+void tr_metrics_gauge_replace(tr_metric_id id, size_t n, const char *const label_values[],
+			      const double values[])
+{
+	bool ok = (unsigned)id < (unsigned)TR_METRIC_COUNT && families[id].type == FAM_GAUGE &&
+		  families[id].labels[0] != NULL && families[id].labels[1] == NULL;
+	if (!ok)
+		return;
+	pthread_mutex_lock(&g_reg.lock);
+	if (g_reg.ready) {
+		family *f = &g_reg.fams[id];
+		for (size_t k = 0; k < f->n; k++)
+			free(f->all[k]);
+		f->n = 0;
+		for (size_t i = 0; i < f->nslots; i++)
+			f->slots[i] = -1;
+		for (size_t i = 0; i < n; i++) {
+			const char *vals[1] = {label_values[i]};
+			series *s = isnan(values[i]) ? NULL : series_get(id, vals);
+			if (s)
+				s->value = values[i];
+		}
+	}
+	pthread_mutex_unlock(&g_reg.lock);
+}
+
+void tr_metrics_heartbeat(void)
+{
+	static int64_t last_ms;
+	int64_t now = tr_now_ms();
+	if (now - last_ms >= 1000) {
+		last_ms = now;
+		tr_metrics_set(TR_METRIC_HEARTBEAT, NULL, (double)now / 1000.0);
+	}
 }
 
 void tr_metrics_observe(tr_metric_id id, const char *const label_values[], double v)

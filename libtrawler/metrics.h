@@ -40,6 +40,7 @@ typedef enum {
 	TR_METRIC_ROBOTS_REFUSALS,  /* counter trawler_robots_refusals_total */
 	TR_METRIC_HOST_QUEUE_DEPTH, /* gauge trawler_host_queue_depth */
 	TR_METRIC_HOSTS_QUEUED,	    /* gauge trawler_hosts_queued */
+	TR_METRIC_HOST_QUEUE_TOP,   /* gauge trawler_host_queue_depth_top{host} */
 	TR_METRIC_DEDUP_HITS,	    /* counter trawler_dedup_hits_total */
 	TR_METRIC_LINKS_ADMITTED,   /* counter trawler_links_admitted_total */
 	TR_METRIC_HANDLER_ERRORS,   /* counter trawler_handler_errors_total{handler} */
@@ -49,6 +50,7 @@ typedef enum {
 	TR_METRIC_LIMIT_HITS,	    /* counter trawler_limit_hits_total{limit} */
 	TR_METRIC_RENDER_REFUSED,   /* counter trawler_render_refused_total{reason} */
 	TR_METRIC_BROWSER_RESTARTS, /* counter trawler_browser_restarts_total */
+	TR_METRIC_HEARTBEAT,	    /* gauge trawler_heartbeat_timestamp_seconds */
 	TR_METRIC_UP,		    /* gauge trawler_up, 1 after init */
 	TR_METRIC_BUILD_INFO,	    /* gauge trawler_build_info{version}, 1 after init */
 	TR_METRIC_COUNT
@@ -73,6 +75,20 @@ void tr_metrics_inc(tr_metric_id id, const char *const label_values[], double v)
 
 /* Set a gauge to `v`. Otherwise as tr_metrics_inc(). Thread-safe. */
 void tr_metrics_set(tr_metric_id id, const char *const label_values[], double v);
+
+/* Replace every series of the one-label gauge family `id` with n new ones:
+ * label value label_values[i], value values[i]. Series not in the new set
+ * are gone from the next scrape (for "top N" families whose members change).
+ * A wrong family type is ignored; series that cannot be allocated are left
+ * out. Thread-safe: a scrape sees the old set or the new one. */
+void tr_metrics_gauge_replace(tr_metric_id id, size_t n, const char *const label_values[],
+			      const double values[]);
+
+/* A worker's main loop calls this every turn: it sets
+ * trawler_heartbeat_timestamp_seconds to the Unix time, at most once a
+ * second. A stale value means the loop is stuck (`trawlerctl health`).
+ * Call from one thread only. */
+void tr_metrics_heartbeat(void);
 
 /* Record one observation `v` (seconds, bytes...) in a histogram: the first
  * bucket with v <= le, _sum and _count. Otherwise as tr_metrics_inc().

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "url.h"
 #include "redis.h"
 
 #define RECONNECT_WINDOW_MS 30000
@@ -26,16 +27,18 @@ static int parse_url(tr_redis *r, const char *url, char *err, size_t errlen)
 {
 	int rc = TR_EINVAL;
 	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *pw = NULL, *path = NULL;
+	char shown[512]; /* url for messages: no password */
 	CURLU *u = curl_url();
 	if (!u)
 		return TR_ENOMEM;
+	tr_url_redact(shown, sizeof(shown), url);
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    strcmp(scheme, "redis") != 0 ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		snprintf(err, errlen,
 			 "invalid Redis URL '%s' (expected redis://[:password@]host[:port][/db])",
-			 url);
+			 shown);
 		goto out;
 	}
 	snprintf(r->host, sizeof(r->host), "%s", host);
@@ -51,7 +54,7 @@ static int parse_url(tr_redis *r, const char *url, char *err, size_t errlen)
 		char *end;
 		long db = strtol(path + 1, &end, 10);
 		if (*end || db < 0 || db > 100000) {
-			snprintf(err, errlen, "invalid Redis database in URL '%s'", url);
+			snprintf(err, errlen, "invalid Redis database in URL '%s'", shown);
 			goto out;
 		}
 		r->db = (int)db;

@@ -116,6 +116,7 @@ typedef struct tr_settings {
 	double bloom_capacity;
 	double bloom_error;
 	double wait_timeout;
+	double health_max_age;
 	bool watch;
 	/* kafka.* pass-through: parallel arrays, owned */
 	char *kafka_keys[TR_SETTINGS_MAX_PASSTHROUGH];

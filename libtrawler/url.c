@@ -698,6 +698,25 @@ bool tr_url_is_http(const char *url)
 	return ok;
 }
 
+void tr_url_redact(char *out, size_t outlen, const char *url)
+{
+	const char *auth = url ? strstr(url, "://") : NULL;
+	const char *at = NULL, *colon = NULL;
+	if (auth) {
+		auth += 3;
+		size_t n = strcspn(auth, "/?#"); /* the authority */
+		/* the last '@' of the authority ends the user-info */
+		for (size_t i = 0; i < n; i++)
+			if (auth[i] == '@')
+				at = auth + i;
+		colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	}
+	if (colon)
+		snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - url), url, at);
+	else
+		snprintf(out, outlen, "%s", url ? url : "");
+}
+
 uint64_t tr_url_fingerprint(const char *canonical_url, size_t len)
 {
 	/* FNV-1a 64 (offset basis and prime from the FNV reference)... */

@@ -91,6 +91,12 @@ uint64_t tr_url_fingerprint(const char *canonical_url, size_t len);
  * accepts; false otherwise (including NULL). */
 bool tr_url_is_http(const char *url);
 
+/* Copy `url` (any text, parsed or not) into out with the password of its
+ * user-info hidden: "redis://user:secret@h:1/0" -> "redis://user:***@h:1/0".
+ * For messages and logs, which never carry secrets. Truncates to outlen
+ * (outlen > 0); never fails. */
+void tr_url_redact(char *out, size_t outlen, const char *url);
+
 /*
  * A parsed base URL, for resolving many references against the same base
  * (one page's links) without parsing the base each time.

@@ -23,11 +23,12 @@ typedef struct job {
 	int32_t partition;
 	int64_t offset;
 	uint32_t gen;
-	char host_key[HOST_KEY_MAX];   /* host:port: robots.txt, result key */
-	char polite_key[HOST_KEY_MAX]; /* politeness group: the hostq key (polite.h) */
-	uint64_t slot;		       /* per-IP Redis slot held (ipslots.h), 0 = none */
-	bool is_robots; /* the robots.txt fetch of host_key, not a frontier request */
-	bool render;	/* loaded in the browser (render.c), not fetched */
+	const char *host_key;	/* host:port: robots.txt, result key ("" if none) */
+	const char *polite_key; /* politeness group: the hostq key (polite.h) */
+	uint64_t slot;		/* per-IP Redis slot held (ipslots.h), 0 = none */
+	bool is_robots;		/* the robots.txt fetch of host_key, not a frontier request */
+	bool render;		/* loaded in the browser (render.c), not fetched */
+	char keys[];		/* host_key and polite_key point here (job_new) */
 } job;
 
 /* Delivery token of a produced message (frees with the report). */
@@ -72,6 +73,12 @@ typedef struct prod {
 	int32_t nskips;
 	unsigned long long consumed, fetched, produced, failed, dead, retries;
 } prod;
+
+/* A job for `req` (owned by the job from now on, may be NULL) with copies
+ * of the two keys, sized to them: up to --max-queued jobs wait in the host
+ * queues, so a job is kept small. Returns NULL on allocation failure (req
+ * still the caller's). */
+job *job_new(Trawler__V1__CrawlRequest *req, const char *host_key, const char *polite_key);
 
 /* Free a job and its request. */
 void job_free(void *p);

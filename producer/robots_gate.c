@@ -233,7 +233,8 @@ static void seed_sitemaps(prod *p, entry *e, const char *cid)
 		fps[m] = tr_url_fingerprint(c, strlen(c));
 		m++;
 	}
-	if (m && tr_crawl_admit(p->redis, &info, 0, 0, fps, canon, m, dec) != TR_OK) {
+	if (m &&
+	    tr_crawl_admit(p->redis, &info, 0, TR_CRAWL_SITEMAP, fps, canon, m, dec) != TR_OK) {
 		tr_log(TR_LOG_WARN, "cannot admit sitemaps (tried again later)", 1, "host",
 		       e->host_key);
 		memset(dec, TR_ADMIT_SKIP, sizeof(dec));
@@ -292,7 +293,7 @@ int robots_gate_peek(prod *p, const char *host_key, const char *url, int64_t now
 
 job *robots_gate_fetch_job(const job *like)
 {
-	job *rj = calloc(1, sizeof(*rj));
+	job *rj = job_new(NULL, like->host_key, like->polite_key);
 	Trawler__V1__CrawlRequest *req = malloc(sizeof(*req));
 	const char *url = like->req->url;
 	const char *slash = strstr(url, "://");
@@ -317,8 +318,6 @@ job *robots_gate_fetch_job(const job *like)
 	rj->partition = -1;
 	rj->offset = -1;
 	rj->is_robots = true;
-	snprintf(rj->host_key, sizeof(rj->host_key), "%s", like->host_key);
-	snprintf(rj->polite_key, sizeof(rj->polite_key), "%s", like->polite_key);
 	return rj;
 }
 

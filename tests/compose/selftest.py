@@ -88,6 +88,13 @@ MUTATIONS = [
     ("Grafana datasource provisioning not mounted", "compose",
      "      - ./deploy/docker/grafana/provisioning/datasources:"
      "/etc/grafana/provisioning/datasources:ro\n", "", {"contract"}),
+    ("producer health check removed", "compose",
+     '    healthcheck:\n      test: ["CMD", "trawlerctl", "health"]\n'
+     '      interval: 15s\n      timeout: 10s\n      retries: 3\n'
+     '      start_period: 30s\n    stop_grace_period: 30s\n'
+     '    restart: unless-stopped\n\n  consumer:',
+     '    stop_grace_period: 30s\n    restart: unless-stopped\n\n  consumer:',
+     {"contract"}),
     ("Dockerfile without USER (runs as root)", "dockerfile",
      "\nUSER trawler\n", "\n", {"contract"}),
     ("Dockerfile USER root", "dockerfile",

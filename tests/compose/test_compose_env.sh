@@ -74,9 +74,16 @@ for port in 9100 9101; do
   metrics=$(curl -sf "http://127.0.0.1:$port/metrics") || metrics=""
   grep -q '^trawler_up 1' <<<"$metrics" || { echo "$ME: no metrics on :$port"; exit 1; }
 done
+# the compose health check, run with the worker's own environment
+run_with producer "$BUILD/trawlerctl" health || { echo "$ME: producer health check failed"; exit 1; }
+run_with consumer "$BUILD/trawlerctl" health --metrics-port 9101 ||
+  { echo "$ME: consumer health check failed"; exit 1; }
 kill -TERM "$cpid" "$ppid"
 wait "$cpid" || { echo "$ME: consumer exit $?"; tail "$TMP/consumer.log"; exit 1; }
 wait "$ppid" || { echo "$ME: producer exit $?"; tail "$TMP/producer.log"; exit 1; }
+if run_with producer "$BUILD/trawlerctl" health 2>/dev/null; then
+  echo "$ME: health check passes with the producer stopped"; exit 1
+fi
 got=$(wc -l </data/out/pages.jsonl)
 echo "$ME: $got pages in /data/out/pages.jsonl, $want reachable"
 [ "$got" = "$want" ] || exit 1

@@ -369,6 +369,10 @@ def check_compose(doc, compose_path, allowed_env, report):
         port = env.get("TRAWLER_METRICS_PORT")
         if port is not None and not re.fullmatch(r"[0-9]{1,5}", port):
             report.fail(at, "TRAWLER_METRICS_PORT %r is not a port" % port)
+        if not healthcheck_ok(svc) or "trawlerctl health" not in hc_text(svc):
+            report.fail(at, "healthcheck must run trawlerctl health")
+        elif port is None:
+            report.fail(at, "trawlerctl health needs TRAWLER_METRICS_PORT")
         if name == "consumer" and "TRAWLER_OUT" in env:
             out = env["TRAWLER_OUT"]
             if not any(t == out and s and not is_bind(s)

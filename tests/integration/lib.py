@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -398,6 +399,10 @@ def run_trawler(args, timeout, env_extra=None, env_remove=(), echo=False,
         t.join(timeout=5)   # a leftover child may hold the pipe open
     res.stdout = "".join(out_lines)
     res.stderr = "".join(err_lines)
+    if res.rc == 0 and "forced to exit at shutdown" in res.stderr:
+        # the worker's watchdog hid a stuck shutdown: a bug, fail the run
+        res.rc = 70
+        res.stderr += "lib.py: a worker's shutdown watchdog fired: counted as a failure\n"
     return res
 
 
@@ -511,6 +516,37 @@ class shared_services:
             else:
                 os.environ[k] = v
         self._stop()
+
+
+def kafka_messages(brokers, topic):
+    """Every message value of `topic` from the beginning, read by kcat (a
+    client independent of the workers): 4-byte big-endian length framing."""
+    r = subprocess.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+                        "-f", "%R%s"], capture_output=True, timeout=60)
+    data, out = r.stdout, []
+    while len(data) >= 4:
+        (n,) = struct.unpack(">i", data[:4])
+        out.append(data[4:4 + n])
+        data = data[4 + n:]
+    return out
+
+
+def protoc_text(payload, message):
+    """`payload` decoded by protoc against the published proto/trawler.proto
+    as trawler.v1.`message`, in protobuf text format; ValueError if it does
+    not decode."""
+    proto = Path(repo_root()) / "proto"
+    r = subprocess.run(["protoc", f"--decode=trawler.v1.{message}", f"-I{proto}",
+                        str(proto / "trawler.proto")], input=payload,
+                       capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise ValueError(r.stderr.decode(errors="replace"))
+    return r.stdout.decode(errors="replace")
+
+
+def protoc_fields(text):
+    """The top-level scalar fields of a protoc text dump: {name: value}."""
+    return dict(re.findall(r'^(\w+): "?(.*?)"?$', text, re.M))
 
 
 def ensure_debian_package(binary, package, timeout=300):

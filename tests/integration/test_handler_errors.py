@@ -5,25 +5,12 @@ processed (it is in pages.jsonl), valid JSON gets its fields, and the
 crawl completes."""
 
 import os
-import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lib  # noqa: E402
-
-
-def read_topic(brokers, topic):
-    r = subprocess.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
-                        "-f", "%R%s"], capture_output=True, timeout=60)
-    data, out = r.stdout, []
-    while len(data) >= 4:
-        (n,) = struct.unpack(">i", data[:4])
-        out.append(data[4:4 + n])
-        data = data[4 + n:]
-    return out
 
 
 def main():
@@ -34,7 +21,6 @@ def main():
     ok = False
     try:
         with lib.shared_services(chk):
-            root = lib.repo_root()
             site = tmp / "site"
             server = lib.SiteServer(site, ["127.0.0.2:0"], tmp / "req.jsonl")
             (h,) = server.start()
@@ -59,11 +45,9 @@ def main():
             chk.check("fields" not in by.get("bad.json", {"fields": 1}),
                       "invalid JSON: no fields, still recorded")
             dls = []
-            for p in read_topic(os.environ["TRAWLER_BROKERS"], f"trawler.{cid}.deadletter"):
-                r = subprocess.run(["protoc", "--decode=trawler.v1.DeadLetter",
-                                    f"-I{root / 'proto'}", str(root / "proto" / "trawler.proto")],
-                                   input=p, capture_output=True, timeout=30)
-                dls.append(dict(re.findall(r'^(\w+): "?(.*?)"?$', r.stdout.decode(), re.M)))
+            for p in lib.kafka_messages(os.environ["TRAWLER_BROKERS"],
+                                        f"trawler.{cid}.deadletter"):
+                dls.append(lib.protoc_fields(lib.protoc_text(p, "DeadLetter")))
             chk.check(len(dls) == 1 and dls[0].get("stage") == "handler:json" and
                       "invalid JSON" in dls[0].get("reason", ""),
                       "one dead letter: stage handler:json, reason 'invalid JSON ...'", dls)

@@ -4,37 +4,11 @@ proto/trawler.proto): one trawler.v1.Item per page with an HTTP response,
 matching pages.jsonl."""
 
 import os
-import re
-import struct
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lib  # noqa: E402
-
-
-def read_items(brokers, topic):
-    """All messages of `topic` via kcat: 4-byte big-endian length + payload."""
-    r = subprocess.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e",
-                        "-q", "-f", "%R%s"], capture_output=True, timeout=60)
-    data, out = r.stdout, []
-    while len(data) >= 4:
-        (n,) = struct.unpack(">i", data[:4])
-        out.append(data[4:4 + n])
-        data = data[4 + n:]
-    return out
-
-
-def decode(payload, root):
-    r = subprocess.run(["protoc", "--decode=trawler.v1.Item", f"-I{root / 'proto'}",
-                        str(root / "proto" / "trawler.proto")], input=payload,
-                       capture_output=True, timeout=30)
-    if r.returncode != 0:
-        raise ValueError(r.stderr.decode())
-    text = r.stdout.decode()
-    fields = dict(re.findall(r'^(\w+): (.+)$', text, re.M))
-    return {k: v.strip('"') for k, v in fields.items()}
 
 
 def main():
@@ -45,7 +19,6 @@ def main():
     ok = False
     try:
         with lib.shared_services(chk):
-            root = lib.repo_root()
             site = tmp / "site"
             server = lib.SiteServer(site, ["127.0.0.2:0"], tmp / "req.jsonl")
             (host,) = server.start()
@@ -58,9 +31,9 @@ def main():
             recs, _ = lib.read_jsonl(tmp / "out" / "pages.jsonl")
             items = []
             # run.sh names the topics after the crawl (and keeps them here)
-            for payload in read_items(os.environ["TRAWLER_BROKERS"], f"trawler.{cid}.items"):
+            for payload in lib.kafka_messages(os.environ["TRAWLER_BROKERS"], f"trawler.{cid}.items"):
                 try:
-                    it = decode(payload, root)
+                    it = lib.protoc_fields(lib.protoc_text(payload, "Item"))
                 except ValueError as e:
                     chk.check(False, "every item decodes against proto/trawler.proto", str(e))
                     continue

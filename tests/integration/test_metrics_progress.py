@@ -1,17 +1,21 @@
 """Workers' /metrics scraped during and after a crawl and checked against
 the crawl's own output; trawlerctl progress output when not a terminal;
-graceful stop on SIGTERM (exit 0).
+`trawlerctl health` against the running workers, a stopped one and a
+stand-in server (stale heartbeat, trawler_up 0, HTTP 500); graceful stop
+on SIGTERM (exit 0).
 
 Runs the binaries directly (not through run.sh) so the workers stay up
 after completion and can be scraped.
 """
 
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -115,6 +119,16 @@ def main():
             chk.check(c.get(f'trawler_crawl_pending{{crawl="{cid}"}}') == 0.0, "crawl_pending gauge 0")
             chk.check("# TYPE trawler_fetch_duration_seconds histogram" in ptext,
                       "exposition format declares types")
+            # health: the heartbeat is recent and trawlerctl health passes
+            for name, port, vals in (("producer", pport, p), ("consumer", cport, c)):
+                beat = vals.get("trawler_heartbeat_timestamp_seconds") or 0
+                chk.check(abs(time.time() - beat) < 5, f"{name} heartbeat within 5 s of now",
+                          f"heartbeat {beat}, now {time.time()}")
+                h = health(build, port)
+                chk.check(h.returncode == 0 and "healthy" in h.stdout,
+                          f"trawlerctl health passes for the running {name}",
+                          h.stdout + h.stderr)
+            check_health_failures(chk, build)
             # graceful stop
             t0 = time.time()
             for pr in procs:
@@ -125,6 +139,10 @@ def main():
             logs = (tmp / "producer.log").read_text().splitlines()
             chk.check(logs and all(_is_json(l) for l in logs), "JSON log lines, one event per line",
                       "\n".join(l for l in logs if not _is_json(l))[:500])
+            h = health(build, pport)
+            chk.check(h.returncode == 1 and "127.0.0.1:%d" % pport in h.stderr,
+                      "trawlerctl health fails, naming the port, once the producer is gone",
+                      f"exit {h.returncode}: {h.stderr}")
             server.stop()
         ok = not chk.failed()
     finally:
@@ -133,6 +151,61 @@ def main():
                 pr.kill()
         lib.cleanup_tmpdir(tmp, ok)
     return chk.summary()
+
+
+def health(build, port, *extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAWLER_METRICS")}
+    return subprocess.run([str(build / "trawlerctl"), "health", "--metrics-port", str(port),
+                           *extra], env=env, capture_output=True, text=True, timeout=30)
+
+
+def check_health_failures(chk, build):
+    """trawlerctl health against a stand-in metrics server: a stale
+    heartbeat (a stuck main loop), trawler_up 0, no heartbeat, HTTP 500,
+    and no --metrics-port at all."""
+    body = {"text": ""}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            code, text = (500, "") if body["text"] is None else (200, body["text"])
+            data = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = srv.server_address[1]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        now = time.time()
+        cases = [
+            (f"trawler_up 1\ntrawler_heartbeat_timestamp_seconds {now - 1:.3f}\n", (), 0,
+             "healthy"),
+            (f"trawler_up 1\ntrawler_heartbeat_timestamp_seconds {now - 100:.3f}\n", (), 1,
+             "main loop stuck"),
+            (f"trawler_up 1\ntrawler_heartbeat_timestamp_seconds {now - 100:.3f}\n",
+             ("--health-max-age", "300"), 0, "healthy"),
+            (f"trawler_up 0\ntrawler_heartbeat_timestamp_seconds {now:.3f}\n", (), 1,
+             "trawler_up is not 1"),
+            ("trawler_up 1\n", (), 1, "no trawler_heartbeat_timestamp_seconds"),
+            (None, (), 1, "no metrics"),
+        ]
+        for text, extra, want_rc, want_msg in cases:
+            body["text"] = text
+            h = health(build, port, *extra)
+            chk.check(h.returncode == want_rc and want_msg in (h.stdout + h.stderr),
+                      f"trawlerctl health {' '.join(extra)} on {want_msg!r}: exit {want_rc}",
+                      f"exit {h.returncode}: {h.stdout}{h.stderr}")
+        h = health(build, 0)
+        chk.check(h.returncode == 2 and "--metrics-port" in h.stderr,
+                  "trawlerctl health without a port: exit 2, says --metrics-port", h.stderr)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def _up(port):

@@ -5,8 +5,6 @@ going and the crawl still completes with every page."""
 
 import os
 import random
-import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -26,24 +24,6 @@ def kcat_produce(brokers, topic, payloads):
         raise RuntimeError(f"kcat -P failed: {r.stderr.decode(errors='replace')}")
 
 
-def read_topic(brokers, topic):
-    r = subprocess.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
-                        "-f", "%R%s"], capture_output=True, timeout=60)
-    data, out = r.stdout, []
-    while len(data) >= 4:
-        (n,) = struct.unpack(">i", data[:4])
-        out.append(data[4:4 + n])
-        data = data[4 + n:]
-    return out
-
-
-def decode(payload, root, msg):
-    r = subprocess.run(["protoc", f"--decode=trawler.v1.{msg}", f"-I{root / 'proto'}",
-                        str(root / "proto" / "trawler.proto")], input=payload,
-                       capture_output=True, timeout=30)
-    return dict(re.findall(r'^(\w+): "?(.*?)"?$', r.stdout.decode(errors="replace"), re.M))
-
-
 def main():
     chk = lib.Checker("integration.test_poison")
     lib.ensure_debian_package("kcat", "kcat")
@@ -53,7 +33,6 @@ def main():
     procs = []
     try:
         with lib.shared_services(chk):
-            root = lib.repo_root()
             build = lib.build_dir()
             brokers = os.environ["TRAWLER_BROKERS"]
             tag = f"poison{os.getpid()}"
@@ -88,7 +67,8 @@ def main():
             recs, _ = lib.read_jsonl(out / "pages.jsonl")
             chk.check({r["url"] for r in recs} == set(pages), "every page crawled",
                       f"{len(recs)} records for {len(pages)} pages")
-            dls = [decode(p, root, "DeadLetter") for p in read_topic(brokers, f"{tag}.dlq")]
+            dls = [lib.protoc_fields(lib.protoc_text(p, "DeadLetter"))
+                   for p in lib.kafka_messages(brokers, f"{tag}.dlq")]
             for topic, stage in ((f"{tag}.frontier", "producer:decode"),
                                  (f"{tag}.pages", "consumer:decode")):
                 mine = [d for d in dls if d.get("source_topic") == topic]

@@ -21,12 +21,22 @@ Run C (TRAWLER_SITEMAPS=1 TRAWLER_SITEMAP_MAX_URLS=2): at most 2 locs per
   sitemap are followed: pages.xml gives hidden/1-2, more.xml.gz hidden/6-7,
   and both urlset records say "sitemap_truncated": true.
 
+Run R (TRAWLER_SITEMAPS=1, TRAWLER_LEASE=1) on a copy of the site on
+  127.0.0.32 whose every answer takes 2.5 s: the lease reaper re-enqueues
+  URLs still pending after 1 s. Read back from the frontier topic (kcat,
+  decoded with protoc against proto/trawler.proto), every re-enqueued copy
+  ("reaped") of a sitemap still carries "sitemap" (a copy without it would
+  be read as a page and its <loc> URLs lost), no re-enqueued page carries
+  it, and the crawl completes with every hidden page.
+
 Run: python3 tests/integration/test_sitemaps.py   (exit 0 = pass)
 """
 
 import collections
 import gzip
 import os
+import re
+import subprocess
 import sys
 import traceback
 from urllib.parse import urlsplit
@@ -89,6 +99,44 @@ def crawl(chk, tag, tmp, hp, env, srv):
     return recs, collections.Counter(r["path"] for r in log if r["host"] == hp)
 
 
+def check_reaped_marks(chk, tmp):
+    """Run R: a slow copy of the site and a 1 s lease (see the docstring)."""
+    tag = f"smreap-{os.getpid()}"  # the run's own topics, read back below
+    topics = {f"TRAWLER_{k.upper()}_TOPIC": f"trawler.{tag}.{k}"
+              for k in ("frontier", "pages", "items", "dlq")}
+    slow = lib.SiteServer(tmp / "site-R", ["127.0.0.32:0"], tmp / "requests-R.jsonl",
+                          extra_args=["--slow", "127.0.0.32:0=2.5"])
+    try:
+        hp = slow.start()[0]
+        pages = build_site(tmp / "site-R", hp)
+        env = {"TRAWLER_SITEMAPS": "1", "TRAWLER_LEASE": "1",
+               "TRAWLER_HOST_CONNECTIONS": "16", **topics}
+        recs, _ = crawl(chk, "R", tmp, hp, env, slow)
+        got = {r["url"] for r in recs if r.get("status") == 200}
+        missing = sorted(set(pages) - got)
+        chk.check(not missing, "[R] every hidden page crawled", lib.show_list(missing))
+        copies = []  # (url, metadata keys) of each re-enqueued request
+        for payload in lib.kafka_messages(os.environ["TRAWLER_BROKERS"], topics[
+                "TRAWLER_FRONTIER_TOPIC"]):
+            text = lib.protoc_text(payload, "CrawlRequest")
+            meta = dict(re.findall(r'metadata \{\s*key: "([^"]*)"\s*value: "([^"]*)"\s*\}', text))
+            if meta.get("reaped") == "1":
+                copies.append((lib.protoc_fields(text).get("url", ""), meta))
+        sm = [(u, m) for u, m in copies if ".xml" in u]
+        chk.info(f"[R] {len(copies)} re-enqueued copies, {len(sm)} of sitemaps")
+        chk.check(sm, "[R] the lease re-enqueued sitemaps (else this run shows nothing)",
+                  lib.show_list(u for u, _ in copies))
+        bad = [u for u, m in sm if m.get("sitemap") != "1"]
+        chk.check(sm and not bad, "[R] each re-enqueued sitemap is still marked a sitemap",
+                  lib.show_list(bad))
+        bad = [u for u, m in copies if ".xml" not in u and "sitemap" in m]
+        chk.check(not bad, "[R] no re-enqueued page is marked a sitemap", lib.show_list(bad))
+    finally:
+        subprocess.run([str(lib.trawlerctl()), "delete-topics"], env=dict(os.environ, **topics),
+                       capture_output=True, timeout=60)
+        slow.stop()
+
+
 def check_exact(chk, tag, recs, want):
     """want: {url: (status, title or None, extra dict)}; nothing else but robots.txt."""
     counts = collections.Counter(r.get("url") for r in recs)
@@ -115,6 +163,8 @@ def main():
     chk = lib.Checker("integration.test_sitemaps")
     if not lib.require_run_sh(chk):
         return chk.summary()
+    lib.ensure_debian_package("kcat", "kcat")
+    lib.ensure_debian_package("protoc", "protobuf-compiler")
     tmp = lib.make_tmpdir("trawler-sitemaps-")
     srv = lib.SiteServer(tmp / "site", ["127.0.0.31:0"], tmp / "requests.jsonl")
     try:
@@ -159,6 +209,8 @@ def main():
                 for i in n:
                     want[f"{base}/hidden/{i}.html"] = (200, f"hidden {i}", {"depth": 2})
             check_exact(chk, "C", recs, want)
+
+            check_reaped_marks(chk, tmp)
     except Exception:
         chk.check(False, "test setup and runs", traceback.format_exc())
     finally:

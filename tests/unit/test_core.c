@@ -1,7 +1,9 @@
 /* test_core.c - unit tests for the offset tracker, the per-host queues, the
- * JSON writer and the HEAD-extension rule. */
+ * JSON writer, the HEAD-extension rule and the shutdown watchdog. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,6 +13,8 @@
 #include "check.h"
 #include "hostq.h"
 #include "jsonw.h"
+#include "lifecycle.h"
+#include "log.h"
 #include "offsets.h"
 #include "page.h"
 
@@ -139,6 +143,26 @@ static void test_hostq(void)
 	CHECK(tr_hostq_next_ready_ms(q) == 10000 - 2999);
 	CHECK(tr_hostq_pop_ready(q, 7001, &key) != NULL && strcmp(key, "h2999:80") == 0);
 	tr_hostq_free(q, NULL);
+
+	/* the deepest queues, deepest first; empty hosts left out */
+	q = tr_hostq_new(0, 1);
+	static const int depth[] = {3, 0, 7, 1, 5, 2};
+	for (int h = 0; h < 6; h++) {
+		snprintf(name, sizeof(name), "d%d:80", h);
+		tr_hostq_set_delay(q, name, 0); /* a host record with nothing queued */
+		for (int i = 0; i < depth[h]; i++)
+			tr_hostq_push(q, name, &items[0]);
+	}
+	const char *keys[6];
+	size_t depths[6];
+	CHECK(tr_hostq_deepest(q, 3, keys, depths) == 3);
+	CHECK(depths[0] == 7 && strcmp(keys[0], "d2:80") == 0);
+	CHECK(depths[1] == 5 && strcmp(keys[1], "d4:80") == 0);
+	CHECK(depths[2] == 3 && strcmp(keys[2], "d0:80") == 0);
+	CHECK(tr_hostq_deepest(q, 6, keys, depths) == 5); /* d1 has none */
+	CHECK(depths[3] == 2 && depths[4] == 1);
+	CHECK(tr_hostq_deepest(q, 0, keys, depths) == 0);
+	tr_hostq_free(q, NULL);
 }
 
 static void test_jsonw(void)
@@ -248,8 +272,44 @@ static void test_fetch_rules(void)
 	CHECK(tr_fetch_type_allowed("*", "application/pdf"));
 }
 
+/* A process whose teardown is stuck exits with the given status once the
+ * deadline passes, logging why; re-arming moves the deadline. */
+static void test_exit_deadline(void)
+{
+	int pipefd[2];
+	char out[4096] = "";
+	size_t got = 0;
+	int status = -1;
+	CHECK(pipe(pipefd) == 0);
+	int64_t t0 = tr_mono_ms();
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		tr_log_setup("test", TR_LOG_LOGFMT, TR_LOG_INFO);
+		tr_lifecycle_exit_deadline(0.1, 7);
+		tr_lifecycle_exit_deadline(0.6, 7); /* moves it */
+		sleep(20);			    /* "stuck" */
+		_exit(0);
+	}
+	close(pipefd[1]);
+	for (ssize_t n; (n = read(pipefd[0], out + got, sizeof(out) - 1 - got)) > 0;)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(pipefd[0]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	int64_t took = tr_mono_ms() - t0;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+	CHECK(took >= 600);  /* not at the first deadline */
+	CHECK(took < 10000); /* long before the sleep ends */
+	CHECK(strstr(out, "level=error") != NULL);
+	CHECK(strstr(out, "shutdown did not finish in time") != NULL);
+	CHECK(strstr(out, "seconds=0.6") != NULL);
+}
+
 int main(void)
 {
+	test_exit_deadline();
 	test_fetch_rules();
 	test_offsets();
 	test_hostq();

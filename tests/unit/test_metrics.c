@@ -231,6 +231,45 @@ static void test_series_cap(void)
 	free(text);
 }
 
+/* A "top N" family: each replace leaves exactly the new set. */
+static void test_gauge_replace(void)
+{
+	const char *hosts1[] = {"a:80", "b:80", "c:80"};
+	const double v1[] = {9, 4, 1};
+	const char *hosts2[] = {"c:80", "d:80"};
+	const double v2[] = {7, 2};
+	char *text;
+
+	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 3, hosts1, v1);
+	text = render();
+	check_block(text, "trawler_host_queue_depth_top",
+		    "# HELP trawler_host_queue_depth_top Requests queued for each of the 10 "
+		    "politeness groups (hosts) with the most queued, refreshed every second.\n"
+		    "# TYPE trawler_host_queue_depth_top gauge\n"
+		    "trawler_host_queue_depth_top{host=\"a:80\"} 9\n"
+		    "trawler_host_queue_depth_top{host=\"b:80\"} 4\n"
+		    "trawler_host_queue_depth_top{host=\"c:80\"} 1\n");
+	free(text);
+	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 2, hosts2, v2);
+	text = render();
+	check_block(text, "trawler_host_queue_depth_top",
+		    "# HELP trawler_host_queue_depth_top Requests queued for each of the 10 "
+		    "politeness groups (hosts) with the most queued, refreshed every second.\n"
+		    "# TYPE trawler_host_queue_depth_top gauge\n"
+		    "trawler_host_queue_depth_top{host=\"c:80\"} 7\n"
+		    "trawler_host_queue_depth_top{host=\"d:80\"} 2\n");
+	free(text);
+	tr_metrics_set(TR_METRIC_HOST_QUEUE_TOP, hosts1, 5); /* set still works after */
+	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 0, NULL, NULL);
+	tr_metrics_gauge_replace(TR_METRIC_FETCH_ERRORS, 1, hosts1, v1); /* counter: ignored */
+	text = render();
+	check(count_lines(text, "trawler_host_queue_depth_top{") == 0, "replace with none",
+	      "%zu series", count_lines(text, "trawler_host_queue_depth_top{"));
+	check(count_lines(text, "trawler_fetch_errors_total{error=\"a:80\"}") == 0,
+	      "replace on a counter", "applied");
+	free(text);
+}
+
 static int free_port(void)
 {
 	struct sockaddr_in a;
@@ -428,6 +467,7 @@ int main(void)
 	test_before_init();
 	test_exposition();
 	test_series_cap();
+	test_gauge_replace();
 	test_server();
 	tr_metrics_shutdown();
 	/* registry usable again after shutdown */

@@ -1,5 +1,8 @@
 /* test_settings.c - option precedence (default < file < env < flag), the
- * kafka.* pass-through and every kind of invalid-value message. */
+ * kafka.* pass-through, every kind of invalid-value message, and the
+ * message of every numeric and boolean option of the table. */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +37,92 @@ static void clear_trawler_env(void)
 			break;
 		unsetenv(name);
 	}
+}
+
+/* `--name=value` must fail with the message naming the option, the value
+ * and `accepted`. */
+static void expect_rejected(unsigned exe, const char *name, const char *value, const char *accepted)
+{
+	char flag[160], want[256], err[512] = "";
+	tr_settings s;
+	const char *av[] = {"x", flag};
+	snprintf(flag, sizeof(flag), "--%s=%s", name, value); /* a bool flag alone takes no value */
+	snprintf(want, sizeof(want), "option %s: invalid value '%s' (accepted: %s)", name, value,
+		 accepted);
+	int rc = load(&s, exe, 2, av, err, sizeof(err));
+	if (rc == TR_EINVAL && strstr(err, want)) {
+		check_passed++;
+	} else {
+		check_failed++;
+		fprintf(stderr, "--%s %s: rc %d, message '%s', want '%s'\n", name, value, rc, err,
+			want);
+	}
+	tr_settings_free(&s);
+}
+
+/* Every integer, number and boolean option as the table lists it (the same
+ * rows as --help and docs/options.md): a value below and above its range
+ * and one that is not a number are refused with the range in the message. */
+static void test_every_option_message(void)
+{
+	char *md = NULL, *save = NULL;
+	size_t len = 0;
+	int rows = 0, tested = 0;
+	FILE *f = open_memstream(&md, &len);
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	tr_settings_print_markdown(f);
+	fclose(f);
+	for (char *line = strtok_r(md, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *col[8] = {0}, *p = line, name[64], accepted[96];
+		int n = 0;
+		if (strncmp(line, "| `--", 5) != 0)
+			continue;
+		rows++;
+		while (n < 8 && (p = strchr(p, '|'))) { /* columns 1..6 hold no '|' */
+			*p++ = '\0';
+			col[n++] = p;
+		}
+		if (n < 7 || sscanf(col[0], " `--%63[^`]`", name) != 1) {
+			CHECK(!"option row parses");
+			continue;
+		}
+		char *type = strtok(col[2], " "), *range = strtok(col[4], " ");
+		unsigned exe = strstr(col[5], "producer")   ? TR_EXE_PRODUCER
+			       : strstr(col[5], "consumer") ? TR_EXE_CONSUMER
+							    : TR_EXE_CTL;
+		char lo[48], hi[48];
+		if (type && strcmp(type, "bool") == 0) {
+			expect_rejected(exe, name, "maybe", "true or false");
+			tested++;
+		} else if (type && range && strcmp(type, "integer") == 0) {
+			long a = strtol(range, NULL, 10),
+			     b = strtol(strstr(range, "..") + 2, NULL, 10);
+			snprintf(accepted, sizeof(accepted), "integer %s", range);
+			snprintf(lo, sizeof(lo), "%ld", a - 1);
+			snprintf(hi, sizeof(hi), "%ld", b + 1);
+			if (a > LONG_MIN)
+				expect_rejected(exe, name, lo, accepted);
+			if (b < LONG_MAX)
+				expect_rejected(exe, name, hi, accepted);
+			expect_rejected(exe, name, "12x", accepted);
+			tested++;
+		} else if (type && range && strcmp(type, "number") == 0) {
+			double a = strtod(range, NULL), b = strtod(strstr(range, "..") + 2, NULL);
+			snprintf(accepted, sizeof(accepted), "number %s", range);
+			snprintf(lo, sizeof(lo), "%.17g", a - 1);
+			snprintf(hi, sizeof(hi), "%.17g", b * 2 + 1);
+			expect_rejected(exe, name, lo, accepted);
+			expect_rejected(exe, name, hi, accepted);
+			expect_rejected(exe, name, "nan", accepted);
+			tested++;
+		}
+	}
+	free(md);
+	fprintf(stderr, "every-option messages: %d of %d options are numeric or boolean\n", tested,
+		rows);
+	CHECK(rows >= 50 && tested >= 40);
 }
 
 int main(void)
@@ -162,5 +251,6 @@ int main(void)
 	CHECK(strstr(err, ":2: unknown option 'not-an-option'") != NULL);
 	tr_settings_free(&s);
 	unlink(path);
+	test_every_option_message();
 	return check_summary();
 }

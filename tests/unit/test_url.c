@@ -299,6 +299,33 @@ static void run_nulls(void)
 	tr_url_base_free(NULL);
 }
 
+/* Passwords never reach a message: the user-info password is masked,
+ * whatever else the text is. */
+static void run_redact(void)
+{
+	static const char *const cases[][2] = {
+	    {"redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"},
+	    {"redis://user:s3cret@h/1", "redis://user:***@h/1"},
+	    {"redis://user:p@ss:w@rd@h:1/0", "redis://user:***@h:1/0"},
+	    {"redis://user@h:1/0", "redis://user@h:1/0"},
+	    {"redis://h:1/0?a=b:c@d", "redis://h:1/0?a=b:c@d"},
+	    {"redis://h:notaport/x@y:z", "redis://h:notaport/x@y:z"},
+	    {"http://a:b@h/p", "http://a:***@h/p"},
+	    {"not a url :x@", "not a url :x@"},
+	    {"", ""},
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tr_url_redact(out, sizeof(out), cases[i][0]);
+		check(strcmp(out, cases[i][1]) == 0, "redact", "%s -> %s (want %s)", cases[i][0],
+		      out, cases[i][1]);
+	}
+	tr_url_redact(out, sizeof(out), NULL);
+	check(out[0] == '\0', "redact NULL", "'%s'", out);
+	tr_url_redact(out, 12, "redis://:secretsecret@h/0");
+	check(strcmp(out, "redis://:**") == 0, "redact truncated", "'%s'", out);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "tests/data";
@@ -309,6 +336,7 @@ int main(int argc, char **argv)
 	run_fingerprints();
 	run_limits();
 	run_nulls();
+	run_redact();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }
