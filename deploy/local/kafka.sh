@@ -111,20 +111,28 @@ set_dir() {
   KDIR="$DIR/kafka"
 }
 
+# process_alive PID: the process PID exists and is not a zombie.
+process_alive() {
+  local pid=$1 stat
+  [ -n "$pid" ] || return 1
+  read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
+  stat=${stat##*) }            # state is the first field after "(comm) "
+  [ "${stat%% *}" != Z ]
+}
+
 # is_our_broker PID: the process PID is alive (not a zombie) and is the
 # broker started with this DIR's server.properties. No forks: it runs for
-# every process when the pid file is gone.
+# every process when the pid file is gone. Not for the pid just forked by
+# launch_and_wait: until its exec, its command line is still this script's.
 is_our_broker() {
-  local pid=$1 stat n
+  local pid=$1 n
   local -a args
   [ -n "$pid" ] || return 1
   mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || return 1
   n=${#args[@]}
   ((n >= 2)) && [ "${args[n - 2]}" = kafka.Kafka ] &&
     [ "${args[n - 1]}" = "$KDIR/server.properties" ] || return 1
-  read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
-  stat=${stat##*) }            # state is the first field after "(comm) "
-  [ "${stat%% *}" != Z ]
+  process_alive "$pid"
 }
 
 # broker_pid: print the pid of this DIR's running broker, or fail. Uses the
@@ -245,7 +253,9 @@ launch_and_wait() {
        timeout 5 kcat -b "127.0.0.1:$port" -L -t x -m 2 >/dev/null 2>&1; then
       break
     fi
-    if ! is_our_broker "$pid"; then
+    # Our own child: alive is enough. Its command line becomes the broker's
+    # only at the exec, which a loaded machine can delay past this poll.
+    if ! process_alive "$pid"; then
       rm -f "$KDIR/kafka.pid"
       if grep -qE "BindException|Address already in use" "$KDIR/server.log" "$KDIR/stdout.log" 2>/dev/null; then
         return 3
