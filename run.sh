@@ -8,7 +8,8 @@
 #                 [--host-connections N] [--producers N] [--consumers M]
 #                 [--crawl-id ID] [--max-depth N] [--timeout SECONDS]
 #                 [--plugin PATH]... [--warc] [--extract FILE]
-#                 [--items] [--transactional] [--render REGEX] URL...
+#                 [--items] [--transactional] [--render REGEX]
+#                 [--render-seeds] URL...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -29,6 +30,7 @@ TXN=0
 SEEDS=()
 EXTRACT=""
 RENDER=""
+RENDER_SEEDS=0
 
 die() { echo "$ME: error: $*" >&2; exit 1; }
 say() { echo "$ME: $*" >&2; }
@@ -76,6 +78,7 @@ while [ $# -gt 0 ]; do
     --extract=*) EXTRACT=${1#*=}; shift ;;
     --render) need_value "$@"; RENDER=$2; shift 2 ;;
     --render=*) RENDER=${1#*=}; shift ;;
+    --render-seeds) RENDER_SEEDS=1; shift ;;
     -h|--help) usage ;;
     --) shift; SEEDS+=("$@"); break ;;
     -*) echo "$ME: unknown option $1" >&2; usage ;;
@@ -94,9 +97,9 @@ fi
 # 1. dependencies and build (quiet unless something fails)
 bash "$ROOT/deploy/deps.sh" || die "installing dependencies failed"
 # Rendering needs a browser: installed only when asked for (docs/render.md).
-if [ -n "$RENDER" ]; then
+if [ -n "$RENDER" ] || [ "$RENDER_SEEDS" = 1 ]; then
   bash "$ROOT/deploy/deps.sh" --render ||
-    say "warning: installing Chromium failed; pages matching --render will fail with render_unavailable"
+    say "warning: installing Chromium failed; pages to render will fail with render_unavailable"
 fi
 BUILD=${TRAWLER_BUILD_DIR:-$ROOT/build}
 mkdir -p "$BUILD"
@@ -210,7 +213,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 START=$(date +%s.%N)
-"$CTL" seed "${PRIV[@]}" "${SEEDS[@]}" >/dev/null || die "seeding failed"
+SEED_OPTS=("${PRIV[@]}")
+[ "$RENDER_SEEDS" = 1 ] && SEED_OPTS+=(--seed-render)
+"$CTL" seed "${SEED_OPTS[@]}" "${SEEDS[@]}" >/dev/null || die "seeding failed"
 
 # 6. wait for completion, watching that the workers stay alive
 WAIT_OPTS=()

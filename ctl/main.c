@@ -436,6 +436,7 @@ static int cmd_seed(const tr_settings *s, char **urls, int n, int nscope)
 		rq.fingerprint = fps[i];
 		rq.enqueued_at_ms = tr_now_ms();
 		rq.method = method;
+		rq.render = s->seed_render;
 		if (s->range[0])
 			rq.range = &range;
 		size_t len = trawler__v1__crawl_request__get_packed_size(&rq);

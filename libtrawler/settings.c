@@ -121,6 +121,10 @@ static const opt options[] = {
 	 "re-crawl reaches pages whose linking page answers 304)."},
 	{"revisit-max", OPT_LONG, "1000000", O(revisit_max), 1, 100000000, TR_EXE_CTL,
 	 "URLs taken from the validator store per seed host with --revisit."},
+	{"seed-render", OPT_BOOL, "false", O(seed_render), 0, 0, TR_EXE_CTL,
+	 "`trawlerctl seed`: mark the seeds `render`; producers load them in headless Chromium "
+	 "whatever their --render-regex (links found on them are rendered only if they match "
+	 "it)."},
 	{"max-redirects", OPT_LONG, "10", O(max_redirects), 0, 100, TR_EXE_PRODUCER,
 	 "Redirects followed per request."},
 	{"max-queued", OPT_LONG, "10000", O(max_queued), 10, 10000000, TR_EXE_PRODUCER,

@@ -52,7 +52,8 @@ typedef struct tr_settings {
 	long validators_ttl; /* seconds a site's validators are kept */
 	bool revisit;	     /* trawlerctl seed: also the stored URLs of the seed hosts */
 	long revisit_max;
-	char *resolve; /* fixed addresses HOST:PORT:ADDR,... */
+	bool seed_render; /* trawlerctl seed: mark the seeds render (CrawlRequest field 14) */
+	char *resolve;	  /* fixed addresses HOST:PORT:ADDR,... */
 	double timeout;
 	double connect_timeout;
 	long low_speed_limit;

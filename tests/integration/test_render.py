@@ -14,6 +14,9 @@ as controls, /ok/data.json on A and http://127.0.0.65:PORT/public.json
 
 Run 1 (plain fetch, no --render): only the index is crawled; its record
   has none of the JS links.
+Run "seeds" (--render-seeds, no --render): the index is rendered (its
+  script's title), /js/1 and /js/2 are crawled with status 200 and not
+  rendered, /js/3 (linked only by /js/1's script) is never found.
 Run 2 (--render .): index, /js/1, /js/2, /js/3 all crawled with status
   200, rendered: true, the JS title and field; /app.js was requested,
   while /img/pic.png, /secret/data.json and anything on B were not.
@@ -158,6 +161,24 @@ def test_js_site(chk, tmp):
             chk.check(not any(u.startswith(f"http://{a}/js/") for u in got),
                       "plain: none of the JS-built pages found", sorted(got))
             chk.check(idx.get("title") == "plain", "plain: title is the HTML one", idx)
+
+        # --render-seeds alone: the seed is rendered, the pages its script
+        # links to are fetched plainly (the mark is not inherited), so the
+        # link that only /js/1.html's inline script builds is never found
+        out, _, ok = run(chk, "seeds", ["--render-seeds", seed], tmp, env)
+        if ok:
+            got = pages(out)
+            idx = got.get(seed, {})
+            chk.check(idx.get("status") == 200 and idx.get("rendered") is True
+                      and idx.get("title") == "rendered index",
+                      "seeds: the seed is rendered (title set by its script)", idx)
+            plain = {u: r for u, r in got.items() if u in js_links}
+            chk.check(set(plain) == js_links and all(
+                r.get("status") == 200 and not r.get("rendered") for r in plain.values()),
+                "seeds: /js/1 and /js/2 crawled with status 200, not rendered",
+                json.dumps(list(got.values()), indent=1)[:3000])
+            chk.check(f"http://{a}/js/3.html" not in got,
+                      "seeds: /js/3 (built only by /js/1's script) not found", sorted(got))
 
         out, res, ok = run(chk, "render", ["--render", ".", seed], tmp, env)
         if ok:
