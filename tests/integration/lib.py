@@ -469,6 +469,23 @@ def trawlerctl():
     return build_dir() / "trawlerctl"
 
 
+def crawl_env(cid, **extra):
+    """os.environ plus crawl CID's own four topics (as run.sh names them)
+    and EXTRA (TRAWLER_* variables)."""
+    return dict(os.environ, TRAWLER_CRAWL_ID=cid,
+                TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
+                TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
+                TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
+                TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter", **extra)
+
+
+def ctl_init(chk, env):
+    """trawlerctl init with ENV (a check); True when the topics exist."""
+    r = subprocess.run([str(trawlerctl()), "init"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    return chk.check(r.returncode == 0, "trawlerctl init", r.stdout + r.stderr)
+
+
 class shared_services:
     """Context manager: Kafka and Redis for several run.sh calls. With
     TRAWLER_BROKERS and TRAWLER_REDIS set (test.sh exports them) it does

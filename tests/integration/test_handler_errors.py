@@ -51,11 +51,7 @@ def main():
             chk.check(len(dls) == 1 and dls[0].get("stage") == "handler:json" and
                       "invalid JSON" in dls[0].get("reason", ""),
                       "one dead letter: stage handler:json, reason 'invalid JSON ...'", dls)
-            env = dict(os.environ, TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
-                       TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
-                       TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
-                       TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter")
-            subprocess.run([str(lib.trawlerctl()), "delete-topics"], env=env,
+            subprocess.run([str(lib.trawlerctl()), "delete-topics"], env=lib.crawl_env(cid),
                            capture_output=True, timeout=60)
             server.stop()
         ok = not chk.failed()

@@ -82,15 +82,8 @@ def main():
             rules.write_text("links = xpath all //a/@href\n")
 
             cid = f"limit-counters-{os.getpid()}"
-            env = dict(os.environ, TRAWLER_CRAWL_ID=cid, TRAWLER_METRICS_BIND="127.0.0.1",
-                       TRAWLER_LEASE="8",
-                       TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
-                       TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
-                       TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
-                       TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter")
-            r = subprocess.run([ctl, "init"], env=env, capture_output=True, text=True,
-                               timeout=120)
-            if not chk.check(r.returncode == 0, "trawlerctl init", r.stdout + r.stderr):
+            env = lib.crawl_env(cid, TRAWLER_METRICS_BIND="127.0.0.1", TRAWLER_LEASE="8")
+            if not lib.ctl_init(chk, env):
                 return chk.summary()
             pport, cport = lib.free_port("127.0.0.1"), lib.free_port("127.0.0.1")
             out = tmp / "out"

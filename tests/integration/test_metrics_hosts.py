@@ -57,14 +57,8 @@ def main():
                         seeds.append(f"http://{host}/{i}.html")
                 cid = f"mhosts-{os.getpid()}"
                 port = lib.free_port("127.0.0.1")
-                env = dict(os.environ, TRAWLER_CRAWL_ID=cid, TRAWLER_METRICS_BIND="127.0.0.1",
-                           TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
-                           TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
-                           TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
-                           TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter")
-                r = subprocess.run([ctl, "init"], env=env, capture_output=True, text=True,
-                                   timeout=120)
-                if not chk.check(r.returncode == 0, "trawlerctl init", r.stdout + r.stderr):
+                env = lib.crawl_env(cid, TRAWLER_METRICS_BIND="127.0.0.1")
+                if not lib.ctl_init(chk, env):
                     return chk.summary()
                 log = tmp / "producer.log"
                 with open(log, "wb") as fh:

@@ -101,12 +101,7 @@ def main():
             url = r.stdout.strip().splitlines()[-1]
             port = url.rsplit(":", 1)[1].split("/")[0]
             cid = f"redis-reset-{os.getpid()}"
-            env = dict(os.environ, TRAWLER_REDIS=url,
-                       TRAWLER_FRONTIER_TOPIC=f"trawler.{cid}.frontier",
-                       TRAWLER_PAGES_TOPIC=f"trawler.{cid}.pages",
-                       TRAWLER_ITEMS_TOPIC=f"trawler.{cid}.items",
-                       TRAWLER_DLQ_TOPIC=f"trawler.{cid}.deadletter",
-                       TRAWLER_LEASE=str(LEASE))
+            env = lib.crawl_env(cid, TRAWLER_REDIS=url, TRAWLER_LEASE=str(LEASE))
             env["TRAWLER_CRAWL_ID"] = f"{cid}-workers"  # never seeded: never cached
             chk.info(f"redis {url}, Kafka {env.get('TRAWLER_BROKERS')}, crawl {cid}")
 
@@ -122,9 +117,7 @@ def main():
                  site_dir(site, a, "r3", 4, "r3") + list(lib.write_linked_site(site, c, 3))),
             ]
 
-            r = subprocess.run([ctl, "init"], env=env, capture_output=True, text=True,
-                               timeout=120)
-            if not chk.check(r.returncode == 0, "trawlerctl init", r.stdout + r.stderr):
+            if not lib.ctl_init(chk, env):
                 return chk.summary()
             out = tmp / "out"
             logs = {}
