@@ -262,7 +262,8 @@ static void republish(uint64_t fp, uint64_t parent, uint32_t depth, const char *
 	meta.value = (char *)"1";
 	rq.url = (char *)url;
 	rq.crawl_id = (char *)rc->crawl->crawl_id;
-	rq.depth = depth & ~TR_CRAWL_SITEMAP;
+	rq.depth = depth & ~TR_CRAWL_MARKS;
+	rq.render = (depth & TR_CRAWL_RENDER) != 0; /* a seed marked to render */
 	rq.fingerprint = fp;
 	rq.parent_fingerprint = parent;
 	rq.n_metadata = (depth & TR_CRAWL_SITEMAP) ? 2 : 1; /* still a sitemap */

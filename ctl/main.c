@@ -194,12 +194,12 @@ static int cmd_delete_topics(const tr_settings *s)
 
 /* Admit seeds in chunks: a script takes at most 65,536 arguments. */
 #define SEED_CHUNK 10000
-static int admit_chunks(tr_redis *r, const tr_crawl_info *info, const uint64_t *fps, char **canon,
-			int n, unsigned char *dec)
+static int admit_chunks(tr_redis *r, const tr_crawl_info *info, uint32_t marks, const uint64_t *fps,
+			char **canon, int n, unsigned char *dec)
 {
 	for (int i = 0; i < n; i += SEED_CHUNK) {
 		size_t m = (size_t)(n - i < SEED_CHUNK ? n - i : SEED_CHUNK);
-		if (tr_crawl_admit(r, info, 0, 0, fps + i, canon + i, m, dec + i) != TR_OK)
+		if (tr_crawl_admit(r, info, 0, marks, fps + i, canon + i, m, dec + i) != TR_OK)
 			return TR_EIO;
 	}
 	return TR_OK;
@@ -397,7 +397,7 @@ static int cmd_seed(const tr_settings *s, char **urls, int n, int nscope)
 	if (tr_crawl_create(r, s->crawl_id, &dd, (const char *const *)keys, nscope) ||
 	    tr_crawl_info_load(r, s->crawl_id, &info) ||
 	    (info.max_per_host = LONG_MAX / 2, /* count seeds toward any per-host cap */
-	     admit_chunks(r, &info, fps, canon, n, dec))) {
+	     admit_chunks(r, &info, s->seed_render ? TR_CRAWL_RENDER : 0, fps, canon, n, dec))) {
 		fprintf(stderr, "trawlerctl: Redis error while seeding: %s\n", tr_redis_error(r));
 		rc = 1;
 		goto out;

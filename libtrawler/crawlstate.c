@@ -12,7 +12,7 @@
 /* KEYS[1] meta. ARGV: prefix, parent fp, parent bucket, now_ms, max URLs
  * per host (0 = no cap), then quintuples (bucket, member, fp, depth, url).
  * A pending entry holds "parent|admitted_ms|depth|url" (depth "3s" for a
- * sitemap: TR_CRAWL_SITEMAP); tr:{CID}:hosts
+ * sitemap: TR_CRAWL_SITEMAP, "0r" for a seed to render: TR_CRAWL_RENDER); tr:{CID}:hosts
  * counts admissions per host when capped. Returns one TR_ADMIT_* per URL. */
 static tr_redis_script admit_script = {
     "local prefix, parent, pb, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
@@ -329,9 +329,10 @@ static int admit_argv(const tr_crawl_info *info, uint64_t parent_fp, uint32_t de
 	snprintf(nums, NUM_LEN, "%" PRId64, (int64_t)parent_fp);
 	snprintf(nums + NUM_LEN, NUM_LEN, "%ld", ps.bucket);
 	snprintf(nums + 2 * NUM_LEN, NUM_LEN, "%lld", (long long)tr_now_ms());
-	/* the pending entry's depth field: "3", or "3s" for a sitemap */
-	snprintf(nums + 3 * NUM_LEN, NUM_LEN, "%" PRIu32 "%s", depth & ~TR_CRAWL_SITEMAP,
-		 (depth & TR_CRAWL_SITEMAP) ? "s" : "");
+	/* the pending entry's depth field: "3", "3s" for a sitemap, "0r" for a
+	 * seed to render */
+	snprintf(nums + 3 * NUM_LEN, NUM_LEN, "%" PRIu32 "%s%s", depth & ~TR_CRAWL_MARKS,
+		 (depth & TR_CRAWL_SITEMAP) ? "s" : "", (depth & TR_CRAWL_RENDER) ? "r" : "");
 	snprintf(nums + 4 * NUM_LEN, NUM_LEN, "%ld", info->max_per_host);
 	av[2] = nums;
 	av[3] = nums + NUM_LEN;
@@ -693,9 +694,11 @@ int tr_crawl_reap(tr_redis *r, const tr_crawl_info *info, int64_t lease_ms, tr_c
 				    (uint64_t)strtoll(rep->element[i + 1]->str, NULL, 10);
 				char *end = NULL;
 				uint32_t depth =
-				    (uint32_t)strtoul(rest, &end, 10) & ~TR_CRAWL_SITEMAP;
-				if (end && *end == 's')
-					depth |= TR_CRAWL_SITEMAP;
+				    (uint32_t)strtoul(rest, &end, 10) & ~TR_CRAWL_MARKS;
+				for (; end && end < bar; end++) /* the marks after the number */
+					depth |= *end == 's'   ? TR_CRAWL_SITEMAP
+						 : *end == 'r' ? TR_CRAWL_RENDER
+							       : 0;
 				cb(fp, parent, depth, bar + 1, payload);
 				found++;
 			}

@@ -93,9 +93,14 @@ bool tr_crawl_in_scope(const tr_crawl_info *info, const char *host_key);
  * re-enqueue (tr_crawl_reap) sends them again as sitemaps; the reap
  * callback gets it in its `depth` the same way. */
 #define TR_CRAWL_SITEMAP 0x80000000u
+/* The same for seeds marked `render` (trawlerctl seed --seed-render): a
+ * lease re-enqueue sends them again with render set. */
+#define TR_CRAWL_RENDER 0x40000000u
+#define TR_CRAWL_MARKS (TR_CRAWL_SITEMAP | TR_CRAWL_RENDER)
 
 /* Admit `n` URLs (canonical `urls[i]`, fingerprint `fps[i]`, all at
- * `depth`, plus TR_CRAWL_SITEMAP for sitemaps) found on the page
+ * `depth`, plus TR_CRAWL_SITEMAP for sitemaps, TR_CRAWL_RENDER for seeds to
+ * render) found on the page
  * `parent_fp` (0 for seeds). Writes one
  * TR_ADMIT_* per URL to decisions[]. Returns 0 or TR_EIO (then nothing is
  * known about what was admitted; retry the same call). */
@@ -120,7 +125,8 @@ int tr_crawl_admit_read(tr_redis *r, const tr_crawl_info *info, uint64_t parent_
 			const uint64_t *fps, char *const *urls, size_t n, unsigned char *decisions);
 
 /* Called for each URL a reap found (url valid during the call); `depth`
- * carries TR_CRAWL_SITEMAP when the URL was admitted as a sitemap. */
+ * carries TR_CRAWL_SITEMAP / TR_CRAWL_RENDER when the URL was admitted
+ * with that mark. */
 typedef void (*tr_crawl_reap_cb)(uint64_t fp, uint64_t parent_fp, uint32_t depth, const char *url,
 				 void *payload);
 

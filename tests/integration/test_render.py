@@ -17,6 +17,10 @@ Run 1 (plain fetch, no --render): only the index is crawled; its record
 Run "seeds" (--render-seeds, no --render): the index is rendered (its
   script's title), /js/1 and /js/2 are crawled with status 200 and not
   rendered, /js/3 (linked only by /js/1's script) is never found.
+Run "reaped" (--render-seeds, TRAWLER_LEASE=1, a host answering in 2.5 s):
+  every copy of the seed the lease reaper re-enqueues still carries
+  render: true (read back from the frontier topic with kcat + protoc), and
+  no copy of another page does.
 Run 2 (--render .): index, /js/1, /js/2, /js/3 all crawled with status
   200, rendered: true, the JS title and field; /app.js was requested,
   while /img/pic.png, /secret/data.json and anything on B were not.
@@ -51,6 +55,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -211,6 +216,54 @@ def test_js_site(chk, tmp):
         chk.check(pb == [], "render: request to a private address refused by the SSRF guard "
                   "(nothing reached 127.0.0.62)", pb)
     finally:
+        srv.stop()
+
+
+def test_reaped_seed(chk, tmp):
+    """Run "reaped": --render-seeds, a 1 s lease and a host answering in
+    2.5 s, so the lease reaper re-enqueues URLs still in flight. Every
+    re-enqueued copy of the seed, read back from the frontier (kcat +
+    protoc), still asks for a render; no copy of another page does."""
+    tag = f"render-reap-{os.getpid()}"  # the run's own topics, read back below
+    topics = {f"TRAWLER_{k.upper()}_TOPIC": f"trawler.{tag}.{k}"
+              for k in ("frontier", "pages", "items", "dlq")}
+    root = tmp / "site-reap"
+    srv = lib.SiteServer(root, ["127.0.0.66:0"], tmp / "server-reap.jsonl",
+                         extra_args=["--slow", "127.0.0.66:0=2.5"])
+    try:
+        (h,) = srv.start()
+        lib.write_site_file(root, h, "index.html",
+                            lib.html_doc("reap index", ["/a.html", "/b.html"]))
+        for name in ("a", "b"):
+            lib.write_site_file(root, h, f"{name}.html", lib.html_doc(f"reap {name}", ["/"]))
+        seed = f"http://{h}/"
+        env = {"TRAWLER_LEASE": "1", "TRAWLER_ALLOW_ADDRESS": "127.0.0.66/32", **topics}
+        out, _, ok = run(chk, "reaped", ["--render-seeds", seed], tmp, env)
+        if ok:
+            got = pages(out)
+            chk.check(got.get(seed, {}).get("rendered") is True and all(
+                got.get(f"http://{h}/{n}.html", {}).get("status") == 200 for n in "ab"),
+                "reaped: seed rendered, both linked pages crawled", sorted(got))
+        copies = []  # (url, render) of each re-enqueued request
+        for payload in lib.kafka_messages(os.environ["TRAWLER_BROKERS"],
+                                          topics["TRAWLER_FRONTIER_TOPIC"]):
+            text = lib.protoc_text(payload, "CrawlRequest")
+            if re.search(r'key: "reaped"\s*value: "1"', text):
+                copies.append((lib.protoc_fields(text).get("url", ""),
+                               re.search(r"^render: true$", text, re.M) is not None))
+        seeds = [c for c in copies if c[0] == seed]
+        chk.info(f"reaped: {len(copies)} re-enqueued copies, {len(seeds)} of the seed")
+        chk.check(seeds, "reaped: the lease re-enqueued the seed (else this run shows nothing)",
+                  lib.show_list(copies))
+        chk.check(seeds and all(r for _, r in seeds),
+                  "reaped: each re-enqueued copy of the seed still asks for a render",
+                  lib.show_list(seeds))
+        chk.check(not [u for u, r in copies if u != seed and r],
+                  "reaped: no re-enqueued copy of another page asks for a render",
+                  lib.show_list(copies))
+    finally:
+        subprocess.run([str(lib.trawlerctl()), "delete-topics"],
+                       env=dict(os.environ, **topics), capture_output=True, timeout=60)
         srv.stop()
 
 
@@ -425,7 +478,7 @@ def main():
     tmp = lib.make_tmpdir("trawler-render-")
     try:
         with lib.shared_services(chk):
-            for t in (test_js_site, test_crash_and_rate, test_politeness,
+            for t in (test_js_site, test_reaped_seed, test_crash_and_rate, test_politeness,
                       test_wait_timeout_unavailable):
                 try:
                     t(chk, tmp)
