@@ -469,6 +469,38 @@ def trawlerctl():
     return build_dir() / "trawlerctl"
 
 
+class OwnRedis:
+    """A redis-server of the test's own, not the shared one:
+    deploy/local/redis.sh in SVC_DIR. start(chk) is a check and sets url
+    (redis://127.0.0.1:PORT/0) and port; stop() is safe to call always."""
+
+    def __init__(self, svc_dir):
+        self.svc_dir = str(svc_dir)
+        self.script = str(repo_root() / "deploy/local/redis.sh")
+        self.url = self.port = None
+        self.password = None    # set by the test after CONFIG SET requirepass
+
+    def start(self, chk):
+        r = subprocess.run(["bash", self.script, "start", self.svc_dir],
+                           capture_output=True, text=True, timeout=120)
+        if not chk.check(r.returncode == 0, "own redis-server started", r.stderr):
+            return False
+        self.url = r.stdout.strip().splitlines()[-1]
+        self.port = self.url.rsplit(":", 1)[1].split("/")[0]
+        return True
+
+    def stop(self):
+        if self.url is None:
+            return
+        if self.password:   # redis.sh stops it with a password-less SHUTDOWN
+            subprocess.run(["redis-cli", "-p", self.port, "-a", self.password,
+                            "--no-auth-warning", "CONFIG", "SET", "requirepass", ""],
+                           capture_output=True, timeout=30)
+        subprocess.run(["bash", self.script, "stop", self.svc_dir],
+                       capture_output=True, timeout=120)
+        self.url = None
+
+
 def crawl_env(cid, **extra):
     """os.environ plus crawl CID's own four topics (as run.sh names them)
     and EXTRA (TRAWLER_* variables)."""

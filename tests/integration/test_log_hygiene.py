@@ -35,28 +35,22 @@ PAGES = 6
 def main():
     chk = lib.Checker("integration.test_log_hygiene")
     tmp = lib.make_tmpdir("trawler-loghygiene-")
-    root = lib.repo_root()
     ctl = str(lib.trawlerctl())
-    redis_sh = root / "deploy/local/redis.sh"
     secret = "pw-" + uuid.uuid4().hex
     marker = "bodymarker" + uuid.uuid4().hex
-    redis_up = False
-    port = ""
+    redis = lib.OwnRedis(tmp / "svc")
     ok = False
     try:
         if not lib.require_run_sh(chk):
             return chk.summary()
         with lib.shared_services(chk):
-            r = subprocess.run(["bash", str(redis_sh), "start", str(tmp / "svc")],
-                               capture_output=True, text=True, timeout=120)
-            if not chk.check(r.returncode == 0, "own redis-server started", r.stderr):
+            if not redis.start(chk):
                 return chk.summary()
-            redis_up = True
-            plain = r.stdout.strip().splitlines()[-1]          # redis://127.0.0.1:P/0
-            port = plain.rsplit(":", 1)[1].split("/")[0]
+            port = redis.port
             r = subprocess.run(["redis-cli", "-p", port, "CONFIG", "SET", "requirepass",
                                 secret], capture_output=True, text=True, timeout=30)
-            chk.check(r.returncode == 0 and "OK" in r.stdout, "requirepass set", r.stderr)
+            if chk.check(r.returncode == 0 and "OK" in r.stdout, "requirepass set", r.stderr):
+                redis.password = secret
             url = f"redis://:{secret}@127.0.0.1:{port}/0"
 
             site = tmp / "site"
@@ -131,12 +125,7 @@ def main():
                       f"exit {r.returncode}: {text}")
         ok = not chk.failed()
     finally:
-        if redis_up:  # redis.sh stops it with a password-less SHUTDOWN
-            subprocess.run(["redis-cli", "-p", port, "-a", secret, "--no-auth-warning",
-                            "CONFIG", "SET", "requirepass", ""],
-                           capture_output=True, timeout=30)
-            subprocess.run(["bash", str(redis_sh), "stop", str(tmp / "svc")],
-                           capture_output=True, timeout=60)
+        redis.stop()
         lib.cleanup_tmpdir(tmp, ok)
     return chk.summary()
 

@@ -83,23 +83,17 @@ def site_dir(site, hostport, rel, npages, prefix):
 def main():
     chk = lib.Checker("integration.test_redis_reset")
     tmp = lib.make_tmpdir("trawler-redis-reset-")
-    root = lib.repo_root()
     build = lib.build_dir()
     ctl = str(lib.trawlerctl())
-    redis_sh = root / "deploy/local/redis.sh"
     procs = {}
     server = None
-    redis_up = False
+    redis = lib.OwnRedis(tmp / "svc")
     ok = False
     try:
         with lib.shared_services(chk):
-            r = subprocess.run(["bash", str(redis_sh), "start", str(tmp / "svc")],
-                               capture_output=True, text=True, timeout=120)
-            if not chk.check(r.returncode == 0, "own redis-server started", r.stderr):
+            if not redis.start(chk):
                 return chk.summary()
-            redis_up = True
-            url = r.stdout.strip().splitlines()[-1]
-            port = url.rsplit(":", 1)[1].split("/")[0]
+            url, port = redis.url, redis.port
             cid = f"redis-reset-{os.getpid()}"
             env = lib.crawl_env(cid, TRAWLER_REDIS=url, TRAWLER_LEASE=str(LEASE))
             env["TRAWLER_CRAWL_ID"] = f"{cid}-workers"  # never seeded: never cached
@@ -200,9 +194,7 @@ def main():
                 p.wait()
         if server is not None:
             server.stop()
-        if redis_up:
-            subprocess.run(["bash", str(redis_sh), "stop", str(tmp / "svc")],
-                           capture_output=True, timeout=120)
+        redis.stop()
         lib.cleanup_tmpdir(tmp, ok)
     return chk.summary()
 

@@ -231,6 +231,11 @@ static void test_series_cap(void)
 	free(text);
 }
 
+#define HOSTQ_TOP_HEAD                                                                             \
+	"# HELP trawler_host_queue_depth_top Requests queued for each of the 10 politeness "       \
+	"groups (hosts) with the most queued, refreshed every second.\n"                           \
+	"# TYPE trawler_host_queue_depth_top gauge\n"
+
 /* A "top N" family: each replace leaves exactly the new set. */
 static void test_gauge_replace(void)
 {
@@ -243,21 +248,15 @@ static void test_gauge_replace(void)
 	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 3, hosts1, v1);
 	text = render();
 	check_block(text, "trawler_host_queue_depth_top",
-		    "# HELP trawler_host_queue_depth_top Requests queued for each of the 10 "
-		    "politeness groups (hosts) with the most queued, refreshed every second.\n"
-		    "# TYPE trawler_host_queue_depth_top gauge\n"
-		    "trawler_host_queue_depth_top{host=\"a:80\"} 9\n"
-		    "trawler_host_queue_depth_top{host=\"b:80\"} 4\n"
-		    "trawler_host_queue_depth_top{host=\"c:80\"} 1\n");
+		    HOSTQ_TOP_HEAD "trawler_host_queue_depth_top{host=\"a:80\"} 9\n"
+				   "trawler_host_queue_depth_top{host=\"b:80\"} 4\n"
+				   "trawler_host_queue_depth_top{host=\"c:80\"} 1\n");
 	free(text);
 	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 2, hosts2, v2);
 	text = render();
 	check_block(text, "trawler_host_queue_depth_top",
-		    "# HELP trawler_host_queue_depth_top Requests queued for each of the 10 "
-		    "politeness groups (hosts) with the most queued, refreshed every second.\n"
-		    "# TYPE trawler_host_queue_depth_top gauge\n"
-		    "trawler_host_queue_depth_top{host=\"c:80\"} 7\n"
-		    "trawler_host_queue_depth_top{host=\"d:80\"} 2\n");
+		    HOSTQ_TOP_HEAD "trawler_host_queue_depth_top{host=\"c:80\"} 7\n"
+				   "trawler_host_queue_depth_top{host=\"d:80\"} 2\n");
 	free(text);
 	tr_metrics_set(TR_METRIC_HOST_QUEUE_TOP, hosts1, 5); /* set still works after */
 	tr_metrics_gauge_replace(TR_METRIC_HOST_QUEUE_TOP, 0, NULL, NULL);
