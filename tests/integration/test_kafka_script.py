@@ -49,11 +49,13 @@ exec REAL_JAVA "${args[@]}"
 """
 
 
-def broker_processes(config):
-    """pids whose command line ends with `kafka.Kafka CONFIG`."""
+def broker_processes(config, shim_dir=None):
+    """pids whose command line ends with `kafka.Kafka CONFIG` (and, with
+    SHIM_DIR, the shims still sleeping before their exec)."""
     want = f"kafka.Kafka {config}"
     return sorted(pid for pid, p in lib.list_processes().items()
-                  if p["cmdline"].endswith(want))
+                  if p["cmdline"].endswith(want)
+                  or (shim_dir and f"{shim_dir}/java" in p["cmdline"]))
 
 
 def metadata_ok(addr):
@@ -121,11 +123,20 @@ def main():
     finally:
         subprocess.run(["bash", kafka_sh, "stop", str(svc)], capture_output=True,
                        timeout=120)
-        for pid in broker_processes(config):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+        # a start that failed may leave a shim that execs a broker later,
+        # orphaned (what the old script did): kill until none has come up
+        # for longer than the shim's sleep
+        quiet_since = time.time()
+        while time.time() - quiet_since < 1.5:
+            pids = broker_processes(config, tmp / "shim")
+            if pids:
+                quiet_since = time.time()
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            time.sleep(0.1)
         lib.cleanup_tmpdir(tmp, ok)
     return chk.summary()
 
