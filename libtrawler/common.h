@@ -14,6 +14,7 @@
 #define TR_ENOTFOUND (-5)
 #define TR_ETIMEDOUT (-6)
 #define TR_ESTATE (-7) /* called in the wrong state */
+#define TR_EAGAIN (-8) /* not ready yet: call again later */
 
 #define TR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TR_UNUSED(x) ((void)(x))

@@ -1,13 +1,16 @@
 /* polite.c - politeness group keys: host:port, registrable domain or IP. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <libpsl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "metrics.h"
 #include "polite.h"
@@ -16,19 +19,49 @@
 #define KEY_MAX 300
 #define DNS_TTL_MS 60000
 #define DNS_BUCKETS 1024
+#define DNS_THREADS 4 /* lookups at once: one slow name does not hold the rest */
+
+enum dns_state { DNS_NONE, DNS_OK, DNS_FAILED };
 
 typedef struct dns_entry {
 	char *host;
 	char addr[INET6_ADDRSTRLEN];
-	long port;	 /* fixed entries: the port they name; cache: -1 */
-	int64_t expires; /* monotonic ms; fixed entries: INT64_MAX */
+	long port;	      /* fixed entries: the port they name; cache: -1 */
+	int64_t expires;      /* monotonic ms; fixed entries: INT64_MAX */
+	enum dns_state state; /* DNS_NONE: first lookup under way */
+	bool pending;	      /* a lookup is queued (a refresh keeps the old answer) */
 	struct dns_entry *next;
 } dns_entry;
+
+/* One lookup for the threads: queued by the loop, answered by a thread. */
+typedef struct dns_job {
+	struct dns_job *next;
+	bool ok;
+	char addr[INET6_ADDRSTRLEN];
+	char host[];
+} dns_job;
+
+/* The lookup threads' side, shared with the resolver under `lock` and
+ * freed by whichever of them lets go last (threads are detached: a lookup
+ * stuck in the system resolver never holds up tr_polite_resolver_free). */
+typedef struct dns_async {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	dns_job *todo, **todo_tail; /* FIFO */
+	dns_job *done;
+	int pipe[2]; /* a byte per answer: wakes the event loop */
+	int refs;
+	bool stop;
+	tr_polite_lookup_fn lookup;
+} dns_async;
 
 struct tr_polite_resolver {
 	dns_entry *fixed;
 	dns_entry *buckets[DNS_BUCKETS];
 	size_t ncached;
+	tr_polite_lookup_fn lookup;
+	dns_async *async;  /* started at the first tr_polite_key_try() miss */
+	bool async_failed; /* could not start the threads: look up inline */
 };
 
 int tr_polite_mode_parse(tr_polite_mode *out, const char *s)
@@ -102,10 +135,143 @@ static void entries_free(dns_entry *e)
 	}
 }
 
+/* The default lookup: the first address getaddrinfo() returns. */
+static bool lookup_first_address(const char *host, char *addr, size_t alen)
+{
+	struct addrinfo hints, *res = NULL;
+	bool ok = false;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+		return false;
+	if (res->ai_family == AF_INET)
+		ok = inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr,
+			       (socklen_t)alen) != NULL;
+	else if (res->ai_family == AF_INET6)
+		ok = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, addr,
+			       (socklen_t)alen) != NULL;
+	freeaddrinfo(res);
+	return ok;
+}
+
+static void jobs_free(dns_job *j)
+{
+	while (j) {
+		dns_job *next = j->next;
+		free(j);
+		j = next;
+	}
+}
+
+static void async_destroy(dns_async *a)
+{
+	jobs_free(a->todo);
+	jobs_free(a->done);
+	for (int i = 0; i < 2; i++)
+		if (a->pipe[i] >= 0)
+			close(a->pipe[i]);
+	pthread_cond_destroy(&a->wake);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* Let go of a; the last holder frees it. */
+static void async_release(dns_async *a)
+{
+	pthread_mutex_lock(&a->lock);
+	bool last = --a->refs == 0;
+	pthread_mutex_unlock(&a->lock);
+	if (last)
+		async_destroy(a);
+}
+
+static void *dns_thread(void *arg)
+{
+	dns_async *a = arg;
+	pthread_mutex_lock(&a->lock);
+	while (!a->stop) {
+		dns_job *j = a->todo;
+		if (!j) {
+			pthread_cond_wait(&a->wake, &a->lock);
+			continue;
+		}
+		if (!(a->todo = j->next))
+			a->todo_tail = &a->todo;
+		pthread_mutex_unlock(&a->lock);
+		j->ok = a->lookup(j->host, j->addr, sizeof(j->addr));
+		pthread_mutex_lock(&a->lock);
+		j->next = a->done;
+		a->done = j;
+		char c = 1;
+		if (write(a->pipe[1], &c, 1) < 0) { /* full: the loop has bytes to read anyway */
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	async_release(a);
+	return NULL;
+}
+
+/* Start the lookup threads. Returns false when none could start. */
+static bool async_start(tr_polite_resolver *r)
+{
+	dns_async *a = calloc(1, sizeof(*a));
+	int started = 0;
+	if (!a)
+		return false;
+	a->pipe[0] = a->pipe[1] = -1;
+	a->todo_tail = &a->todo;
+	a->lookup = r->lookup;
+	a->refs = 1;
+	if (pthread_mutex_init(&a->lock, NULL) != 0) {
+		free(a);
+		return false;
+	}
+	if (pthread_cond_init(&a->wake, NULL) != 0) {
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return false;
+	}
+	if (pipe2(a->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+		async_destroy(a);
+		return false;
+	}
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024); /* getaddrinfo needs little */
+	for (int i = 0; i < DNS_THREADS; i++) {
+		pthread_t t;
+		pthread_mutex_lock(&a->lock);
+		a->refs++;
+		pthread_mutex_unlock(&a->lock);
+		if (pthread_create(&t, &attr, dns_thread, a) == 0) {
+			started++;
+		} else {
+			pthread_mutex_lock(&a->lock);
+			a->refs--;
+			pthread_mutex_unlock(&a->lock);
+		}
+	}
+	pthread_attr_destroy(&attr);
+	if (!started) {
+		async_destroy(a);
+		return false;
+	}
+	r->async = a;
+	return true;
+}
+
 void tr_polite_resolver_free(tr_polite_resolver *r)
 {
 	if (!r)
 		return;
+	if (r->async) {
+		pthread_mutex_lock(&r->async->lock);
+		r->async->stop = true;
+		pthread_cond_broadcast(&r->async->wake);
+		pthread_mutex_unlock(&r->async->lock);
+		async_release(r->async);
+	}
 	entries_free(r->fixed);
 	for (size_t i = 0; i < DNS_BUCKETS; i++)
 		entries_free(r->buckets[i]);
@@ -158,6 +324,7 @@ int tr_polite_resolver_new(tr_polite_resolver **out, const char *fixed)
 	tr_polite_resolver *r = calloc(1, sizeof(*r));
 	if (!r)
 		return TR_ENOMEM;
+	r->lookup = lookup_first_address;
 	for (const char *p = fixed ? fixed : ""; *p && rc == TR_OK;) {
 		size_t n = strcspn(p, ", ");
 		if (n)
@@ -189,76 +356,122 @@ static void cache_clear(tr_polite_resolver *r)
 	r->ncached = 0;
 }
 
-/* The first address of host, from the fixed entries, the cache or
- * getaddrinfo(). Returns true and writes addr. */
-static bool resolve(tr_polite_resolver *r, const char *host, long port, char *addr, size_t alen)
+void tr_polite_resolver_set_lookup(tr_polite_resolver *r, tr_polite_lookup_fn fn)
 {
-	int64_t now = tr_mono_ms();
+	if (!r->async)
+		r->lookup = fn ? fn : lookup_first_address;
+}
+
+/* The cache entry of host (any state), or NULL. */
+static dns_entry *cache_find(tr_polite_resolver *r, const char *host)
+{
+	dns_entry *e = r->buckets[hash_host(host)];
+	while (e && strcmp(e->host, host) != 0)
+		e = e->next;
+	return e;
+}
+
+/* The cache entry of host, created (state DNS_NONE) if missing; NULL when
+ * out of memory. */
+static dns_entry *cache_get(tr_polite_resolver *r, const char *host)
+{
+	dns_entry *e = cache_find(r, host);
+	if (!e) {
+		if (r->ncached >= TR_POLITE_DNS_MAX) {
+			tr_metrics_limit_hit("polite_dns_cache");
+			cache_clear(r);
+		}
+		unsigned b = hash_host(host);
+		if (!(e = calloc(1, sizeof(*e))) || !(e->host = strdup(host))) {
+			free(e);
+			return NULL;
+		}
+		e->port = -1;
+		e->next = r->buckets[b];
+		r->buckets[b] = e;
+		r->ncached++;
+	}
+	return e;
+}
+
+/* Record the answer for host: an address, or a failure (addr NULL). */
+static void cache_put(tr_polite_resolver *r, const char *host, const char *addr)
+{
+	dns_entry *e = cache_get(r, host);
+	if (!e)
+		return; /* not cached: looked up again next time */
+	e->state = addr ? DNS_OK : DNS_FAILED;
+	e->pending = false;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr ? addr : "");
+	e->expires = tr_mono_ms() + DNS_TTL_MS;
+}
+
+/* Queue a lookup of host for the threads (starting them if needed) and
+ * mark its entry pending. Returns false when it cannot: the caller looks
+ * up inline. */
+static bool async_queue(tr_polite_resolver *r, const char *host)
+{
+	if (!r->async && !r->async_failed)
+		r->async_failed = !async_start(r);
+	if (!r->async)
+		return false;
+	dns_entry *e = cache_get(r, host);
+	size_t n = strlen(host) + 1;
+	dns_job *j = e ? calloc(1, sizeof(*j) + n) : NULL;
+	if (!j)
+		return false;
+	e->pending = true;
+	memcpy(j->host, host, n);
+	pthread_mutex_lock(&r->async->lock);
+	*r->async->todo_tail = j;
+	r->async->todo_tail = &j->next;
+	pthread_cond_signal(&r->async->wake);
+	pthread_mutex_unlock(&r->async->lock);
+	return true;
+}
+
+/* The address of host: a fixed entry, the cache, or a lookup: inline when
+ * `wait`, else queued for the threads (an expired answer is still given
+ * while its refresh runs). Returns 1 (addr written), 0 (host does not
+ * resolve) or -1 (the first lookup is under way; only without `wait`). */
+static int resolve(tr_polite_resolver *r, const char *host, long port, char *addr, size_t alen,
+		   bool wait)
+{
 	const dns_entry *any = NULL;
 	for (const dns_entry *e = r->fixed; e; e = e->next) {
 		if (strcmp(e->host, host) != 0)
 			continue;
 		if (e->port == port) {
 			snprintf(addr, alen, "%s", e->addr);
-			return true;
+			return 1;
 		}
 		any = any ? any : e;
 	}
 	if (any) {
 		snprintf(addr, alen, "%s", any->addr);
-		return true;
+		return 1;
 	}
-	unsigned b = hash_host(host);
-	for (dns_entry **pp = &r->buckets[b]; *pp; pp = &(*pp)->next) {
-		dns_entry *e = *pp;
-		if (strcmp(e->host, host) != 0)
-			continue;
-		if (e->expires > now) {
-			snprintf(addr, alen, "%s", e->addr);
-			return true;
-		}
-		*pp = e->next;
-		e->next = NULL;
-		entries_free(e);
-		r->ncached--;
-		break;
+	const dns_entry *e = cache_find(r, host);
+	bool use_cached = e && e->state != DNS_NONE && e->expires > tr_mono_ms();
+	if (!use_cached && !wait && ((e && e->pending) || async_queue(r, host))) {
+		e = cache_find(r, host); /* queueing may have dropped the cache */
+		if (!e || e->state == DNS_NONE)
+			return -1;
+		use_cached = true; /* expired, refresh under way: still the best answer */
 	}
-	struct addrinfo hints, *res = NULL;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-		return false;
+	if (use_cached) {
+		snprintf(addr, alen, "%s", e->addr);
+		return e->state == DNS_OK;
+	}
 	char found[INET6_ADDRSTRLEN] = "";
-	if (res->ai_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, found,
-			  sizeof(found));
-	else if (res->ai_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, found,
-			  sizeof(found));
-	freeaddrinfo(res);
-	if (!found[0])
-		return false;
-	if (r->ncached >= TR_POLITE_DNS_MAX) {
-		tr_metrics_limit_hit("polite_dns_cache");
-		cache_clear(r);
-	}
-	dns_entry *e = calloc(1, sizeof(*e));
-	if (e && (e->host = strdup(host))) {
-		snprintf(e->addr, sizeof(e->addr), "%s", found);
-		e->port = -1;
-		e->expires = now + DNS_TTL_MS;
-		e->next = r->buckets[b];
-		r->buckets[b] = e;
-		r->ncached++;
-	} else {
-		free(e);
-	}
+	bool ok = r->lookup(host, found, sizeof(found)) && found[0];
+	cache_put(r, host, ok ? found : NULL);
 	snprintf(addr, alen, "%s", found);
-	return true;
+	return ok;
 }
 
-int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
-		  tr_polite_mode mode)
+static int polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
+		      tr_polite_mode mode, bool wait)
 {
 	char hkey[KEY_MAX], host[KEY_MAX], addr[INET6_ADDRSTRLEN];
 	long port;
@@ -272,7 +485,47 @@ int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *u
 	split_key(hkey, host, sizeof(host), &port);
 	if (is_ip_literal(host))
 		return put(out, outlen, host);
-	if (!resolve(r, host, port, addr, sizeof(addr)))
+	switch (resolve(r, host, port, addr, sizeof(addr), wait)) {
+	case 1:
+		return put(out, outlen, addr);
+	case 0:
 		return put(out, outlen, hkey);
-	return put(out, outlen, addr);
+	default:
+		return TR_EAGAIN;
+	}
+}
+
+int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
+		  tr_polite_mode mode)
+{
+	return polite_key(out, outlen, r, url, mode, true);
+}
+
+int tr_polite_key_try(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
+		      tr_polite_mode mode)
+{
+	return polite_key(out, outlen, r, url, mode, false);
+}
+
+int tr_polite_resolver_fd(const tr_polite_resolver *r)
+{
+	return r && r->async ? r->async->pipe[0] : -1;
+}
+
+size_t tr_polite_resolver_collect(tr_polite_resolver *r)
+{
+	size_t n = 0;
+	char buf[64];
+	if (!r || !r->async)
+		return 0;
+	while (read(r->async->pipe[0], buf, sizeof(buf)) > 0)
+		;
+	pthread_mutex_lock(&r->async->lock);
+	dns_job *done = r->async->done;
+	r->async->done = NULL;
+	pthread_mutex_unlock(&r->async->lock);
+	for (dns_job *j = done; j; j = j->next, n++)
+		cache_put(r, j->host, j->ok && j->addr[0] ? j->addr : NULL);
+	jobs_free(done);
+	return n;
 }

@@ -42,7 +42,8 @@ int tr_polite_frontier_key(char *out, size_t outlen, const char *url, tr_polite_
 /* A resolver for ip mode: a cache of host -> address (60 s, at most
  * TR_POLITE_DNS_MAX hosts; the whole cache is dropped when full) and fixed
  * entries "HOST:PORT:ADDR,..." (curl's --resolve format, also given to
- * libcurl so both agree). Not thread-safe. */
+ * libcurl so both agree). Not thread-safe: one thread calls it (its
+ * lookup threads are internal). */
 #define TR_POLITE_DNS_MAX 4096
 typedef struct tr_polite_resolver tr_polite_resolver;
 
@@ -60,5 +61,30 @@ void tr_polite_resolver_free(tr_polite_resolver *r);
  * for a bad URL, TR_ETOOBIG; out is untouched on failure. */
 int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
 		  tr_polite_mode mode);
+
+/* The same without blocking, for an event loop. A host whose address is
+ * neither fixed nor cached is looked up by the resolver's threads
+ * (DNS_THREADS, started at the first such call): returns TR_EAGAIN, and
+ * the key is known once tr_polite_resolver_collect() has taken the answer
+ * (poll tr_polite_resolver_fd() for it). An expired answer is still given
+ * while its refresh runs. A failed lookup is cached like an address (the
+ * key is then host:port). Otherwise as tr_polite_key(). */
+int tr_polite_key_try(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
+		      tr_polite_mode mode);
+
+/* Readable when lookups have finished; -1 before the first lookup was
+ * queued. Owned by the resolver. */
+int tr_polite_resolver_fd(const tr_polite_resolver *r);
+
+/* Take the finished lookups into the cache. Returns how many. */
+size_t tr_polite_resolver_collect(tr_polite_resolver *r);
+
+/* The lookup: writes the host's first address as text and returns true,
+ * or false when it does not resolve. Called from the resolver's threads. */
+typedef bool (*tr_polite_lookup_fn)(const char *host, char *addr, size_t alen);
+
+/* Replace getaddrinfo() (tests); only before the first lookup. NULL
+ * restores it. */
+void tr_polite_resolver_set_lookup(tr_polite_resolver *r, tr_polite_lookup_fn fn);
 
 #endif

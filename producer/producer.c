@@ -328,6 +328,64 @@ static void takeover(prod *p, const char *key)
 		freeReplyObject(rep);
 }
 
+/* ip mode: hold j until its host's address is known. */
+static int dnswait_park(prod *p, job *j)
+{
+	if (p->ndnswait == p->capdnswait) {
+		size_t cap = p->capdnswait ? 2 * p->capdnswait : 64;
+		job **a = realloc(p->dnswait, cap * sizeof(*a));
+		if (!a)
+			return TR_ENOMEM;
+		p->dnswait = a;
+		p->capdnswait = cap;
+	}
+	p->dnswait[p->ndnswait++] = j;
+	return TR_OK;
+}
+
+/* Lookups have answered: the waiting requests whose address is known now
+ * join their politeness group's queue (the address, or host:port when the
+ * name did not resolve: the fetch reports the DNS error). */
+static void dnswait_release(prod *p)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < p->ndnswait; i++) {
+		job *j = p->dnswait[i], *nj = NULL;
+		char pk[HOST_KEY_MAX];
+		int rc = tr_polite_key_try(pk, sizeof(pk), p->resolver, j->req->url, p->polite);
+		if (rc == TR_EAGAIN) {
+			p->dnswait[keep++] = j;
+			continue;
+		}
+		if (rc != TR_OK)
+			snprintf(pk, sizeof(pk), "%s", j->host_key);
+		if (!(nj = job_new(j->req, j->host_key, pk))) { /* the key is sized into the job */
+			p->dnswait[keep++] = j;
+			p->fatal = true;
+			continue;
+		}
+		nj->partition = j->partition;
+		nj->offset = j->offset;
+		nj->gen = j->gen;
+		j->req = NULL;
+		job_free(j);
+		if (tr_hostq_push(p->hq, nj->polite_key, nj) != TR_OK) {
+			job_free(nj);
+			p->fatal = true;
+		}
+	}
+	p->ndnswait = keep;
+}
+
+/* Drop the waiting requests (revoke, stop): like queued ones, they stay
+ * uncommitted and are delivered again. */
+static void dnswait_drop(prod *p)
+{
+	for (size_t i = 0; i < p->ndnswait; i++)
+		job_free(p->dnswait[i]);
+	p->ndnswait = 0;
+}
+
 static bool reaped_and_done(prod *p, const Trawler__V1__CrawlRequest *req)
 {
 	tr_crawl_info info;
@@ -383,12 +441,13 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 		return;
 	}
 	char host_key[HOST_KEY_MAX], polite_key[HOST_KEY_MAX];
+	int krc = TR_OK;
 	bool bad_url = tr_url_host_key(host_key, sizeof(host_key), req->url) != TR_OK;
 	if (bad_url)
 		host_key[0] = '\0';
-	else if (tr_polite_key(polite_key, sizeof(polite_key), p->resolver, req->url, p->polite) !=
-		 TR_OK)
-		memcpy(polite_key, host_key, sizeof(polite_key));
+	else if ((krc = tr_polite_key_try(polite_key, sizeof(polite_key), p->resolver, req->url,
+					  p->polite)) != TR_OK)
+		memcpy(polite_key, host_key, sizeof(polite_key)); /* TR_EAGAIN: for now */
 	j = job_new(req, host_key, bad_url ? "" : polite_key);
 	if (!j) {
 		trawler__v1__crawl_request__free_unpacked(req, NULL);
@@ -401,6 +460,13 @@ static void take_message(prod *p, rd_kafka_message_t *m)
 	if (bad_url) {
 		publish_error(p, j, TRAWLER__V1__FETCH_ERROR__ERROR_BAD_URL, "malformed URL");
 		job_free(j);
+		return;
+	}
+	if (krc == TR_EAGAIN) { /* ip mode: waits for its address, the loop does not */
+		if (dnswait_park(p, j) != TR_OK) {
+			job_free(j);
+			p->fatal = true;
+		}
 		return;
 	}
 	if (p->polite != TR_POLITE_IP && !tr_hostq_has(p->hq, j->polite_key))
@@ -572,6 +638,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	} else {
 		/* queued requests go back to Kafka; running ones finish first */
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL);
+		dnswait_drop(p);
 		robots_gate_drop_parked(p->robots);
 		drain_in_flight(p);
 		tr_hostq_drop_if(p->hq, job_any, job_drop, NULL); /* retries queued meanwhile */
@@ -590,7 +657,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void backpressure(prod *p)
 {
-	size_t q = tr_hostq_queued(p->hq) + robots_gate_parked(p->robots);
+	size_t q = tr_hostq_queued(p->hq) + robots_gate_parked(p->robots) + p->ndnswait;
 	size_t max = (size_t)p->s->max_queued;
 	if (!p->paused && q >= max) {
 		p->paused = true;
@@ -923,6 +990,8 @@ static void teardown(prod *p)
 	if (p->render_re_set)
 		regfree(&p->render_re);
 	tr_hostq_free(p->hq, job_free);
+	dnswait_drop(p);
+	free(p->dnswait);
 	tr_polite_resolver_free(p->resolver);
 	tr_offsets_free(p->offs);
 	for (int32_t i = 0; i < p->nskips; i++)
@@ -990,6 +1059,7 @@ int tr_producer_run(const tr_settings *s)
 			/* queued requests are not started; they stay uncommitted */
 			tr_hostq_drop_if(p.hq, job_any, job_drop, NULL);
 			robots_gate_drop_parked(p.robots);
+			dnswait_drop(&p);
 		}
 		tr_fetcher_perform(p.fetcher);
 		tr_render_perform(p.render);
@@ -1003,9 +1073,9 @@ int tr_producer_run(const tr_settings *s)
 		}
 		if (now >= next_gauges) {
 			next_gauges = now + 1000;
-			tr_metrics_set(
-			    TR_METRIC_HOST_QUEUE_DEPTH, NULL,
-			    (double)(tr_hostq_queued(p.hq) + robots_gate_parked(p.robots)));
+			tr_metrics_set(TR_METRIC_HOST_QUEUE_DEPTH, NULL,
+				       (double)(tr_hostq_queued(p.hq) +
+						robots_gate_parked(p.robots) + p.ndnswait));
 			tr_metrics_set(TR_METRIC_HOSTS_QUEUED, NULL, (double)tr_hostq_hosts(p.hq));
 			top_hosts_gauge(&p);
 		}
@@ -1014,7 +1084,7 @@ int tr_producer_run(const tr_settings *s)
 			snprintf(num[0], 24, "%llu", p.consumed);
 			snprintf(num[1], 24, "%llu", p.fetched);
 			snprintf(num[2], 24, "%llu", p.produced);
-			snprintf(num[3], 24, "%zu", tr_hostq_queued(p.hq));
+			snprintf(num[3], 24, "%zu", tr_hostq_queued(p.hq) + p.ndnswait);
 			snprintf(num[4], 24, "%d", in_flight(&p));
 			tr_log(TR_LOG_INFO, "progress", 5, "consumed", num[0], "fetched", num[1],
 			       "published", num[2], "queued", num[3], "in_flight", num[4]);
@@ -1033,14 +1103,21 @@ int tr_producer_run(const tr_settings *s)
 			if (d < wait)
 				wait = d < 0 ? 0 : d;
 		}
-		struct curl_waitfd extra[4] = {
+		struct curl_waitfd extra[5] = {
 		    {p.kpipe[0], CURL_WAIT_POLLIN, 0},
 		    {tr_lifecycle_wake_fd(), CURL_WAIT_POLLIN, 0},
 		};
-		unsigned nextra = 2 + tr_render_waitfds(p.render, extra + 2, 2);
+		unsigned nextra = 2;
+		int dns_fd = tr_polite_resolver_fd(p.resolver);
+		if (dns_fd >= 0)
+			extra[nextra++] = (struct curl_waitfd){dns_fd, CURL_WAIT_POLLIN, 0};
+		nextra += tr_render_waitfds(p.render, extra + nextra, 2);
 		tr_fetcher_wait(p.fetcher, extra, nextra, (int)wait);
 		drain_pipe(p.kpipe[0]);
 		tr_lifecycle_drain();
+		/* always collected, so the resolver's fd does not stay readable */
+		if (tr_polite_resolver_collect(p.resolver) && p.ndnswait)
+			dnswait_release(&p);
 	}
 	/* deliver what was fetched, then commit */
 	if (p.kp &&

@@ -54,6 +54,11 @@ typedef struct prod {
 	tr_hostq *hq; /* keyed by politeness group */
 	tr_polite_mode polite;
 	tr_polite_resolver *resolver; /* ip mode */
+	/* ip mode: requests whose host's address is being looked up (the
+	 * resolver's threads), in arrival order; they join the host queues
+	 * when it is known */
+	struct job **dnswait;
+	size_t ndnswait, capdnswait;
 	uint64_t next_slot;
 	tr_fetcher *fetcher;
 	tr_redis *redis;

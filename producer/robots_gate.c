@@ -282,7 +282,8 @@ int robots_gate_peek(prod *p, const char *host_key, const char *url, int64_t now
 		return -1;
 	if (e->state == ST_UNKNOWN && e->failures == 0) {
 		char pk[HOST_KEY_MAX]; /* a Crawl-delay applies to the host's group */
-		if (tr_polite_key(pk, sizeof(pk), p->resolver, url, p->polite) != TR_OK)
+		/* never waits: a host not resolved yet uses host:port */
+		if (tr_polite_key_try(pk, sizeof(pk), p->resolver, url, p->polite) != TR_OK)
 			snprintf(pk, sizeof(pk), "%s", host_key);
 		load_cached(p, e, now_ms, pk);
 	}

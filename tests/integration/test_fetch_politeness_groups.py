@@ -17,6 +17,12 @@ Run I (ip): six names of six domains (a.one.test, b.two.test, ...) on
   the per-IP state the producers share in Redis).
 Run C (control, default host mode) on the run-I setup: the same merged
   log must show a gap below 0.3 s, so the two checks above can fail.
+Run S (ip, the system resolver): localhost:P5 and 127.0.0.1:P6, no
+  --resolve, so "localhost" goes through getaddrinfo on the producers'
+  lookup threads (its requests wait for the answer, the loop does not).
+  Both listeners of 127.0.0.1 together: min gap >= 0.3 s, never two in
+  flight; in host mode they would be two groups. Skipped with a message
+  when this machine's first address for localhost is not 127.0.0.1.
 Every page is fetched exactly once with status 200 in every run.
 
 Run: python3 tests/integration/test_fetch_politeness_groups.py (exit 0 = pass)
@@ -24,6 +30,7 @@ Run: python3 tests/integration/test_fetch_politeness_groups.py (exit 0 = pass)
 
 import collections
 import os
+import socket
 import sys
 import traceback
 from urllib.parse import urlsplit
@@ -113,11 +120,12 @@ def main():
     if not lib.require_run_sh(chk):
         return chk.summary()
     tmp = lib.make_tmpdir("trawler-politegroups-")
-    listens = ["127.0.0.21:0", "127.0.0.22:0", "127.0.0.23:0", "127.0.0.23:0"]
+    listens = ["127.0.0.21:0", "127.0.0.22:0", "127.0.0.23:0", "127.0.0.23:0",
+               "127.0.0.1:0", "127.0.0.1:0"]
     srv = lib.SiteServer(tmp / "site", listens, tmp / "requests.jsonl")
     try:
         with lib.shared_services(chk):
-            d1, d2, i1, i2 = srv.start()
+            d1, d2, i1, i2, s1, s2 = srv.start()
             site = tmp / "site"
             # run D: one domain, two addresses
             na, nb = f"a.grp.test:{d1.split(':')[1]}", f"b.grp.test:{d2.split(':')[1]}"
@@ -154,6 +162,17 @@ def main():
                       f"{gaps[0][0] if gaps else float('nan'):.3f}s < {DELAY}s)",
                       "expected host mode to interleave the hosts closer than "
                       "the delay; the grouping checks above would then prove nothing")
+            # run S: a name the producers resolve themselves
+            first = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)[0][4][0]
+            if first != "127.0.0.1":
+                chk.info(f"[S] skipped: localhost resolves to {first} first here")
+            else:
+                ns = f"localhost:{s1.split(':')[1]}"
+                exp = name_site(site, s1, ns, "S1")
+                exp.update(lib.write_linked_site(site, s2, PAGES, "S2"))
+                log = crawl(chk, "S", tmp, "ip", [ns, s2], [], exp, srv, {s1, s2})
+                check_group(chk, "S", "address 127.0.0.1 (localhost resolved by "
+                            "getaddrinfo, and a literal)", log)
     except Exception:
         chk.check(False, "test setup and runs", traceback.format_exc())
     finally:

@@ -1,8 +1,11 @@
 /* test_polite.c - politeness group keys (host, domain, ip), the fixed
  * address list, and the sitemap reader on small fixed inputs. */
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -21,6 +24,119 @@ static void fkey(tr_polite_mode m, const char *url, const char *want)
 	char out[300] = "";
 	CHECK(tr_polite_frontier_key(out, sizeof(out), url, m) == TR_OK);
 	CHECK_STR(out, want);
+}
+
+/* A lookup that blocks until the test opens the gate, so "does not block
+ * the caller" is shown without timing: a blocking call would never return
+ * before the gate opens (the 10 s cap only turns a hang into a failure). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static int lookups_entered, lookups_at_once, lookups_max_at_once, lookups_returned;
+
+static bool gated_lookup(const char *host, char *addr, size_t alen)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&gate_lock);
+	lookups_entered++;
+	if (++lookups_at_once > lookups_max_at_once)
+		lookups_max_at_once = lookups_at_once;
+	pthread_cond_broadcast(&gate_cond);
+	while (!gate_open && pthread_cond_timedwait(&gate_cond, &gate_lock, &until) == 0)
+		;
+	lookups_at_once--;
+	lookups_returned++;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	if (strncmp(host, "bad", 3) == 0)
+		return false;
+	snprintf(addr, alen, "127.0.0.%d", 70 + (host[0] - 'a'));
+	return true;
+}
+
+/* Wait (at most 10 s) until `*counter` reaches n. */
+static bool gate_wait(int *counter, int n)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&gate_lock);
+	while (*counter < n && pthread_cond_timedwait(&gate_cond, &gate_lock, &until) == 0)
+		;
+	bool ok = *counter >= n;
+	pthread_mutex_unlock(&gate_lock);
+	return ok;
+}
+
+static void gate_set(bool open)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = open;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static int try_key(tr_polite_resolver *r, const char *url, char *out, size_t outlen)
+{
+	return tr_polite_key_try(out, outlen, r, url, TR_POLITE_IP);
+}
+
+/* tr_polite_key_try(): lookups run on the resolver's threads, several at
+ * once, the caller never waits, answers and failures are cached. */
+static void test_nonblocking(void)
+{
+	tr_polite_resolver *r = NULL;
+	char out[300];
+	CHECK(tr_polite_resolver_new(&r, "fixed.test:80:127.0.0.9") == TR_OK);
+	tr_polite_resolver_set_lookup(r, gated_lookup);
+	CHECK(tr_polite_resolver_fd(r) == -1); /* no thread before the first miss */
+	/* fixed entries and IP literals never wait */
+	CHECK(try_key(r, "http://fixed.test/", out, sizeof(out)) == TR_OK);
+	CHECK_STR(out, "127.0.0.9");
+	CHECK(try_key(r, "http://127.0.0.5:8080/", out, sizeof(out)) == TR_OK);
+	CHECK_STR(out, "127.0.0.5");
+	/* four names queued while every lookup is held at the gate */
+	CHECK(try_key(r, "http://a.test/", out, sizeof(out)) == TR_EAGAIN);
+	CHECK(try_key(r, "http://b.test:81/x", out, sizeof(out)) == TR_EAGAIN);
+	CHECK(try_key(r, "http://c.test/", out, sizeof(out)) == TR_EAGAIN);
+	CHECK(try_key(r, "http://bad.test:82/", out, sizeof(out)) == TR_EAGAIN);
+	CHECK(try_key(r, "http://a.test/again", out, sizeof(out)) == TR_EAGAIN); /* not twice */
+	CHECK(tr_polite_resolver_fd(r) >= 0);
+	CHECK(gate_wait(&lookups_entered, 4)); /* all four under way at once */
+	CHECK(lookups_max_at_once == 4);
+	CHECK(tr_polite_resolver_collect(r) == 0); /* nothing has answered */
+	gate_set(true);
+	CHECK(gate_wait(&lookups_returned, 4));
+	struct pollfd pfd = {tr_polite_resolver_fd(r), POLLIN, 0};
+	CHECK(poll(&pfd, 1, 10000) == 1); /* the fd woke up */
+	size_t got = 0;
+	for (int i = 0; i < 100 && got < 4; i++) { /* a thread may still be writing */
+		got += tr_polite_resolver_collect(r);
+		if (got < 4)
+			poll(&pfd, 1, 100);
+	}
+	CHECK(got == 4);
+	CHECK(try_key(r, "http://a.test/", out, sizeof(out)) == TR_OK);
+	CHECK_STR(out, "127.0.0.70");
+	CHECK(try_key(r, "http://b.test:81/", out, sizeof(out)) == TR_OK);
+	CHECK_STR(out, "127.0.0.71");
+	CHECK(try_key(r, "http://c.test/", out, sizeof(out)) == TR_OK);
+	CHECK_STR(out, "127.0.0.72");
+	CHECK(try_key(r, "http://bad.test:82/", out, sizeof(out)) == TR_OK); /* cached failure */
+	CHECK_STR(out, "bad.test:82");
+	key(r, TR_POLITE_IP, "http://a.test/", "127.0.0.70"); /* the blocking form agrees */
+	CHECK(lookups_entered == 4);			      /* every answer came from the cache */
+	/* freed while a lookup is still held: the thread finishes on its own */
+	gate_set(false);
+	CHECK(try_key(r, "http://d.test/", out, sizeof(out)) == TR_EAGAIN);
+	CHECK(gate_wait(&lookups_entered, 5));
+	tr_polite_resolver_free(r);
+	gate_set(true);
+	CHECK(gate_wait(&lookups_returned, 5));
+	struct timespec pause = {0, 50 * 1000 * 1000}; /* let the thread release its state */
+	nanosleep(&pause, NULL);
 }
 
 typedef struct locs {
@@ -94,6 +210,7 @@ int main(void)
 	CHECK(tr_polite_resolver_new(&r, "a.test:0:1.2.3.4") == TR_EINVAL);
 	CHECK(tr_polite_resolver_new(&r, "a.test:81:not-an-ip") == TR_EINVAL);
 	CHECK(r == NULL);
+	test_nonblocking();
 
 	/* sitemaps */
 	const char *us = "<?xml version=\"1.0\"?>\n<urlset "
