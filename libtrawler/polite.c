@@ -238,7 +238,7 @@ static bool async_start(tr_polite_resolver *r)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024); /* getaddrinfo needs little */
+	pthread_attr_setstacksize(&attr, 512 * 1024); /* getaddrinfo + NSS modules: ample */
 	for (int i = 0; i < DNS_THREADS; i++) {
 		pthread_t t;
 		pthread_mutex_lock(&a->lock);
