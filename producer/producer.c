@@ -52,6 +52,20 @@ void job_free(void *p)
 	free(j);
 }
 
+int job_list_push(job ***items, size_t *n, size_t *cap, job *j)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? 2 * *cap : 16;
+		job **a = realloc(*items, ncap * sizeof(*a));
+		if (!a)
+			return TR_ENOMEM;
+		*items = a;
+		*cap = ncap;
+	}
+	(*items)[(*n)++] = j;
+	return TR_OK;
+}
+
 static bool job_any(void *item, void *arg)
 {
 	TR_UNUSED(item);
@@ -331,16 +345,7 @@ static void takeover(prod *p, const char *key)
 /* ip mode: hold j until its host's address is known. */
 static int dnswait_park(prod *p, job *j)
 {
-	if (p->ndnswait == p->capdnswait) {
-		size_t cap = p->capdnswait ? 2 * p->capdnswait : 64;
-		job **a = realloc(p->dnswait, cap * sizeof(*a));
-		if (!a)
-			return TR_ENOMEM;
-		p->dnswait = a;
-		p->capdnswait = cap;
-	}
-	p->dnswait[p->ndnswait++] = j;
-	return TR_OK;
+	return job_list_push(&p->dnswait, &p->ndnswait, &p->capdnswait, j);
 }
 
 /* Lookups have answered: the waiting requests whose address is known now

@@ -88,6 +88,10 @@ job *job_new(Trawler__V1__CrawlRequest *req, const char *host_key, const char *p
 /* Free a job and its request. */
 void job_free(void *p);
 
+/* Append j to a growable array of jobs (*items, *n used, *cap allocated;
+ * starts from NULL, 0, 0). Returns TR_OK or TR_ENOMEM (nothing changed). */
+int job_list_push(job ***items, size_t *n, size_t *cap, job *j);
+
 /* Publish the one result of a request that was not fetched (bad URL,
  * robots.txt refusal, ...). */
 void publish_error(prod *p, job *j, Trawler__V1__FetchError err, const char *msg);

@@ -100,15 +100,8 @@ static entry *entry_get(struct robots_gate *g, const char *key)
 
 static bool park(struct robots_gate *g, entry *e, job *j)
 {
-	if (e->nparked == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		job **np = realloc(e->parked, cap * sizeof(*np));
-		if (!np)
-			return false;
-		e->parked = np;
-		e->cap = cap;
-	}
-	e->parked[e->nparked++] = j;
+	if (job_list_push(&e->parked, &e->nparked, &e->cap, j) != TR_OK)
+		return false;
 	g->parked++;
 	return true;
 }
