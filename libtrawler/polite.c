@@ -60,8 +60,9 @@ struct tr_polite_resolver {
 	dns_entry *buckets[DNS_BUCKETS];
 	size_t ncached;
 	tr_polite_lookup_fn lookup;
-	dns_async *async;  /* started at the first tr_polite_key_try() miss */
-	bool async_failed; /* could not start the threads: look up inline */
+	dns_async *async;   /* started at the first tr_polite_key_try() miss */
+	size_t outstanding; /* lookups queued and not collected yet */
+	bool async_failed;  /* could not start the threads: look up inline */
 };
 
 int tr_polite_mode_parse(tr_polite_mode *out, const char *s)
@@ -406,28 +407,36 @@ static void cache_put(tr_polite_resolver *r, const char *host, const char *addr)
 	e->expires = tr_mono_ms() + DNS_TTL_MS;
 }
 
+enum { QUEUE_INLINE, QUEUE_DONE, QUEUE_FULL };
+
 /* Queue a lookup of host for the threads (starting them if needed) and
- * mark its entry pending. Returns false when it cannot: the caller looks
- * up inline. */
-static bool async_queue(tr_polite_resolver *r, const char *host)
+ * mark its entry pending: QUEUE_DONE. QUEUE_FULL when TR_POLITE_DNS_MAX
+ * lookups are outstanding already (ask again after the next collect);
+ * QUEUE_INLINE when it cannot (no thread, no memory): look up inline. */
+static int async_queue(tr_polite_resolver *r, const char *host)
 {
 	if (!r->async && !r->async_failed)
 		r->async_failed = !async_start(r);
 	if (!r->async)
-		return false;
+		return QUEUE_INLINE;
+	if (r->outstanding >= TR_POLITE_DNS_MAX) {
+		tr_metrics_limit_hit("polite_dns_queue");
+		return QUEUE_FULL;
+	}
 	dns_entry *e = cache_get(r, host);
 	size_t n = strlen(host) + 1;
 	dns_job *j = e ? calloc(1, sizeof(*j) + n) : NULL;
 	if (!j)
-		return false;
+		return QUEUE_INLINE;
 	e->pending = true;
+	r->outstanding++;
 	memcpy(j->host, host, n);
 	pthread_mutex_lock(&r->async->lock);
 	*r->async->todo_tail = j;
 	r->async->todo_tail = &j->next;
 	pthread_cond_signal(&r->async->wake);
 	pthread_mutex_unlock(&r->async->lock);
-	return true;
+	return QUEUE_DONE;
 }
 
 /* The address of host: a fixed entry, the cache, or a lookup: inline when
@@ -453,7 +462,7 @@ static int resolve(tr_polite_resolver *r, const char *host, long port, char *add
 	}
 	const dns_entry *e = cache_find(r, host);
 	bool use_cached = e && e->state != DNS_NONE && e->expires > tr_mono_ms();
-	if (!use_cached && !wait && ((e && e->pending) || async_queue(r, host))) {
+	if (!use_cached && !wait && ((e && e->pending) || async_queue(r, host) != QUEUE_INLINE)) {
 		e = cache_find(r, host); /* queueing may have dropped the cache */
 		if (!e || e->state == DNS_NONE)
 			return -1;
@@ -526,6 +535,7 @@ size_t tr_polite_resolver_collect(tr_polite_resolver *r)
 	pthread_mutex_unlock(&r->async->lock);
 	for (dns_job *j = done; j; j = j->next, n++)
 		cache_put(r, j->host, j->ok && j->addr[0] ? j->addr : NULL);
+	r->outstanding -= n;
 	jobs_free(done);
 	return n;
 }

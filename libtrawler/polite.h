@@ -66,9 +66,11 @@ int tr_polite_key(char *out, size_t outlen, tr_polite_resolver *r, const char *u
  * neither fixed nor cached is looked up by the resolver's threads
  * (DNS_THREADS, started at the first such call): returns TR_EAGAIN, and
  * the key is known once tr_polite_resolver_collect() has taken the answer
- * (poll tr_polite_resolver_fd() for it). An expired answer is still given
- * while its refresh runs. A failed lookup is cached like an address (the
- * key is then host:port). Otherwise as tr_polite_key(). */
+ * (poll tr_polite_resolver_fd() for it). At most TR_POLITE_DNS_MAX lookups
+ * wait to be collected; past that a new name gets TR_EAGAIN without a
+ * lookup (counted as limit polite_dns_queue): ask again after a collect. An expired answer is still
+ * given while its refresh runs. A failed lookup is cached like an address (the key is then
+ * host:port). Otherwise as tr_polite_key(). */
 int tr_polite_key_try(char *out, size_t outlen, tr_polite_resolver *r, const char *url,
 		      tr_polite_mode mode);
 

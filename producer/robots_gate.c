@@ -275,8 +275,10 @@ int robots_gate_peek(prod *p, const char *host_key, const char *url, int64_t now
 		return -1;
 	if (e->state == ST_UNKNOWN && e->failures == 0) {
 		char pk[HOST_KEY_MAX]; /* a Crawl-delay applies to the host's group */
-		/* never waits: a host not resolved yet uses host:port */
-		if (tr_polite_key_try(pk, sizeof(pk), p->resolver, url, p->polite) != TR_OK)
+		int krc = tr_polite_key_try(pk, sizeof(pk), p->resolver, url, p->polite);
+		if (krc == TR_EAGAIN) /* ip mode: the group is known after the lookup */
+			return -1;
+		if (krc != TR_OK)
 			snprintf(pk, sizeof(pk), "%s", host_key);
 		load_cached(p, e, now_ms, pk);
 	}

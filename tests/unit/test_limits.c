@@ -1,6 +1,7 @@
 /* test_limits.c - every cap that a library function enforces counts its
  * hits in trawler_limit_hits_total{limit=...} (docs/limits.md): trigger
  * each cap once and check that its counter, and only when hit, moves. */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
+#include "polite.h"
 #include "robots.h"
 #include "scope.h"
 #include "url.h"
@@ -260,6 +262,53 @@ static void test_log_line(void)
 	free(v);
 }
 
+static bool instant_lookup(const char *host, char *addr, size_t alen)
+{
+	TR_UNUSED(host);
+	snprintf(addr, alen, "127.0.0.1");
+	return true;
+}
+
+/* Collect answers until n have come in (at most ~10 s). */
+static size_t collect(tr_polite_resolver *r, size_t n)
+{
+	size_t got = 0;
+	struct pollfd pfd = {tr_polite_resolver_fd(r), POLLIN, 0};
+	for (int i = 0; i < 1000 && got < n; i++) {
+		got += tr_polite_resolver_collect(r);
+		if (got < n)
+			poll(&pfd, 1, 10);
+	}
+	return got;
+}
+
+/* ip mode: at most TR_POLITE_DNS_MAX lookups wait to be collected. */
+static void test_dns_queue(void)
+{
+	tr_polite_resolver *r = NULL;
+	char url[64], out[300];
+	int eagain = 0;
+	CHECK(tr_polite_resolver_new(&r, NULL) == TR_OK);
+	tr_polite_resolver_set_lookup(r, instant_lookup);
+	for (int i = 0; i < TR_POLITE_DNS_MAX; i++) {
+		snprintf(url, sizeof(url), "http://h%d.test/", i);
+		eagain += tr_polite_key_try(out, sizeof(out), r, url, TR_POLITE_IP) == TR_EAGAIN;
+	}
+	CHECK(eagain == TR_POLITE_DNS_MAX); /* each queued, none collected */
+	EXPECT_HITS("polite_dns_queue", 1,
+		    CHECK(tr_polite_key_try(out, sizeof(out), r, "http://over.test/",
+					    TR_POLITE_IP) == TR_EAGAIN));
+	CHECK(collect(r, TR_POLITE_DNS_MAX) == TR_POLITE_DNS_MAX); /* over.test was not queued */
+	CHECK(tr_polite_resolver_collect(r) == 0);
+	EXPECT_HITS("polite_dns_queue", 0,
+		    CHECK(tr_polite_key_try(out, sizeof(out), r, "http://over.test/",
+					    TR_POLITE_IP) == TR_EAGAIN));
+	CHECK(collect(r, 1) == 1);
+	CHECK(tr_polite_key_try(out, sizeof(out), r, "http://over.test/", TR_POLITE_IP) == TR_OK);
+	CHECK_STR(out, "127.0.0.1");
+	tr_polite_resolver_free(r);
+}
+
 int main(void)
 {
 	tr_log_setup("test_limits", TR_LOG_LOGFMT, TR_LOG_INFO);
@@ -273,6 +322,7 @@ int main(void)
 	test_deadletter();
 	test_log_line();
 	test_sitemap();
+	test_dns_queue();
 	tr_metrics_shutdown();
 	return check_summary();
 }
